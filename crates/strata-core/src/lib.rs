@@ -1,0 +1,99 @@
+//! Shared vocabulary of the strata observability stack.
+//!
+//! - [`Severity`]: TRACE … ERROR plus CRITICAL, emitted with [`critical!`] and mapped to
+//!   OpenTelemetry severity numbers.
+//! - [`ErrorClass`] and [`Classify`]: the tiered error strategy (business / external / system),
+//!   and [`log_error!`] to log an error at the level its class calls for, with its chain.
+//! - [`store`]: the span-field store every strata layer reads — each span's fields captured
+//!   once, structured, inherited by events in child spans.
+//! - [`encode`]: allocation-free JSON encoding primitives.
+//!
+//! # Setup
+//!
+//! Layers of other strata crates maintain the store themselves; [`StoreLayer`] does only that,
+//! for code that wants to read span fields with no output installed:
+//!
+//! ```
+//! use strata_core::{critical, store, StoreLayer};
+//! use tracing_subscriber::prelude::*;
+//!
+//! let subscriber = tracing_subscriber::registry().with(StoreLayer::new());
+//! tracing::subscriber::with_default(subscriber, || {
+//!     let span = tracing::info_span!("request", request_id = "abc", user_id = 7_u64);
+//!     let _guard = span.enter();
+//!     tracing::info!("inside a request");
+//!     critical!("the database is unreachable");
+//! });
+//! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod encode;
+pub mod error;
+mod severity;
+pub mod store;
+
+pub use error::{Classify, ErrorClass};
+pub use severity::{CRITICAL_FIELD, ParseSeverityError, Severity};
+pub use store::{FieldValue, SpanFields, TraceContext};
+
+use tracing_core::Subscriber;
+use tracing_core::span::{Attributes, Id, Record};
+use tracing_subscriber::layer::{Context, Layer};
+use tracing_subscriber::registry::LookupSpan;
+
+/// Keys every strata JSON line writes itself in the default schema; a user field with one of
+/// these names is kept under [`RESERVED_PREFIX`] instead (`fields.timestamp`).
+pub const RESERVED_KEYS: &[&str] = &[
+    "timestamp",
+    "level",
+    "service",
+    "env",
+    "version",
+    "target",
+    "event",
+    "message",
+    "trace_id",
+    "span_id",
+    "file",
+    "line",
+    "thread",
+    "span",
+    "duration_ms",
+];
+
+/// The prefix a user field gets when its name collides with a key the schema writes itself.
+pub const RESERVED_PREFIX: &str = "fields.";
+
+/// A layer that only maintains the span-field [`store`].
+///
+/// Every strata layer already does this; install `StoreLayer` when you want the store with no
+/// strata output (for instance in tests of your own layer).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct StoreLayer {
+    _private: (),
+}
+
+impl StoreLayer {
+    /// A new store layer.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl<S> Layer<S> for StoreLayer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        store::on_new_span(attrs, id, &ctx);
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        store::on_record(id, values, &ctx);
+    }
+}
+
+#[doc(hidden)]
+pub mod __private {
+    pub use tracing;
+}

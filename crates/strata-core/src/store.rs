@@ -1,0 +1,493 @@
+//! The span-field store: each span's fields, captured once, structured, read by every layer.
+//!
+//! When a span is created its fields are captured into a [`SpanFields`] kept in the span's
+//! extensions (and updated by `Span::record`). Values stay typed ([`FieldValue`]) and each one
+//! also keeps its JSON encoding, computed once, so a formatter copies bytes instead of
+//! re-rendering the span for every event — and nothing is ever re-parsed.
+//!
+//! Every strata layer calls [`on_new_span`] and [`on_record`] from its own hooks; both are
+//! idempotent, so the store exists whichever strata layers are installed, in any order.
+//!
+//! Events inherit the fields of all their enclosing spans, the innermost span winning a name
+//! clash: [`inherited`] collects that view, [`KeySet`] helps formatters do it without
+//! allocating.
+
+use std::error::Error;
+use std::fmt;
+use std::time::Instant;
+
+use tracing_core::Subscriber;
+use tracing_core::field::{Field as TracingField, Visit};
+use tracing_core::span::{Attributes, Id, Record};
+use tracing_subscriber::layer::Context;
+use tracing_subscriber::registry::{LookupSpan, SpanRef};
+
+use crate::encode;
+
+/// A typed field value.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum FieldValue {
+    /// A boolean.
+    Bool(bool),
+    /// A signed integer.
+    I64(i64),
+    /// An unsigned integer.
+    U64(u64),
+    /// A 128-bit signed integer.
+    I128(i128),
+    /// A 128-bit unsigned integer.
+    U128(u128),
+    /// A float (may be non-finite).
+    F64(f64),
+    /// A string; values recorded with `?` (Debug) or `%` (Display) are kept as their text.
+    Str(Box<str>),
+    /// An error with its `source()` chain.
+    Error(Box<ErrorValue>),
+}
+
+impl FieldValue {
+    /// The value as a string slice, if it is a string.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            FieldValue::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Appends the JSON encoding of the value, strings cut to `max` bytes.
+    pub fn write_json(&self, buf: &mut Vec<u8>, max: usize) {
+        match self {
+            FieldValue::Bool(v) => encode::write_bool(buf, *v),
+            FieldValue::I64(v) => encode::write_int(buf, *v),
+            FieldValue::U64(v) => encode::write_int(buf, *v),
+            FieldValue::I128(v) => encode::write_int(buf, *v),
+            FieldValue::U128(v) => encode::write_int(buf, *v),
+            FieldValue::F64(v) => encode::write_f64(buf, *v),
+            FieldValue::Str(s) => encode::write_str_truncated(buf, s, max),
+            FieldValue::Error(e) => e.write_json(buf, max),
+        }
+    }
+
+    /// The length in bytes of the longest string inside the value (what truncation acts on).
+    pub fn longest_text(&self) -> usize {
+        match self {
+            FieldValue::Str(s) => s.len(),
+            FieldValue::Error(e) => e
+                .chain
+                .iter()
+                .map(|l| l.message.len())
+                .chain([e.message.len()])
+                .max()
+                .unwrap_or(0),
+            _ => 0,
+        }
+    }
+}
+
+impl fmt::Display for FieldValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FieldValue::Bool(v) => v.fmt(f),
+            FieldValue::I64(v) => v.fmt(f),
+            FieldValue::U64(v) => v.fmt(f),
+            FieldValue::I128(v) => v.fmt(f),
+            FieldValue::U128(v) => v.fmt(f),
+            FieldValue::F64(v) => v.fmt(f),
+            FieldValue::Str(v) => f.write_str(v),
+            FieldValue::Error(e) => e.message.fmt(f),
+        }
+    }
+}
+
+/// One link of an error chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorLink {
+    /// The concrete type name, where one could be had.
+    pub type_name: Option<&'static str>,
+    /// The error's `Display` text.
+    pub message: Box<str>,
+}
+
+/// An error captured as data: its type, message and the `source()` chain below it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorValue {
+    /// The concrete type name of the outermost error, where one could be had.
+    pub type_name: Option<&'static str>,
+    /// The outermost error's `Display` text.
+    pub message: Box<str>,
+    /// The errors below it, from `source()`, outermost first.
+    pub chain: Vec<ErrorLink>,
+}
+
+impl ErrorValue {
+    /// Captures `error` and its chain.
+    pub fn capture(error: &(dyn Error + 'static)) -> Self {
+        let mut links = crate::error::chain(error).map(|e| ErrorLink {
+            type_name: crate::error::error_type_name(e),
+            message: e.to_string().into_boxed_str(),
+        });
+        let top = links.next().expect("chain yields the error itself first");
+        ErrorValue {
+            type_name: top.type_name,
+            message: top.message,
+            chain: links.collect(),
+        }
+    }
+
+    /// Appends the JSON object `{"type":…,"message":…,"chain":[{"type":…,"message":…},…]}`.
+    pub fn write_json(&self, buf: &mut Vec<u8>, max: usize) {
+        write_error_object(
+            buf,
+            max,
+            std::iter::once((self.type_name, &self.message as &dyn fmt::Display)).chain(
+                self.chain
+                    .iter()
+                    .map(|l| (l.type_name, &l.message as &dyn fmt::Display)),
+            ),
+        );
+    }
+}
+
+/// Appends the JSON object for an error given as links `(type name, message)`, outermost
+/// first: `{"type":…,"message":…,"chain":[{"type":…,"message":…},…]}`. `type` is omitted where
+/// unknown; `chain` holds the links below the first and is always present.
+pub fn write_error_object<'a>(
+    buf: &mut Vec<u8>,
+    max: usize,
+    mut links: impl Iterator<Item = (Option<&'static str>, &'a dyn fmt::Display)>,
+) {
+    fn link(buf: &mut Vec<u8>, max: usize, ty: Option<&'static str>, msg: &dyn fmt::Display) {
+        if let Some(ty) = ty {
+            buf.extend_from_slice(b"\"type\":");
+            encode::write_str(buf, ty);
+            buf.push(b',');
+        }
+        buf.extend_from_slice(b"\"message\":");
+        encode::write_display(buf, msg, max);
+    }
+    buf.push(b'{');
+    if let Some((ty, msg)) = links.next() {
+        link(buf, max, ty, msg);
+    }
+    buf.extend_from_slice(b",\"chain\":[");
+    for (i, (ty, msg)) in links.enumerate() {
+        if i > 0 {
+            buf.push(b',');
+        }
+        buf.push(b'{');
+        link(buf, max, ty, msg);
+        buf.push(b'}');
+    }
+    buf.extend_from_slice(b"]}");
+}
+
+/// Appends the JSON error object for a live error, without allocating.
+pub fn write_live_error(buf: &mut Vec<u8>, error: &(dyn Error + 'static), max: usize) {
+    write_error_object(
+        buf,
+        max,
+        crate::error::chain(error)
+            .map(|e| (crate::error::error_type_name(e), e as &dyn fmt::Display)),
+    );
+}
+
+/// The W3C trace context of a span, filled in by the OpenTelemetry layer when one is installed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TraceContext {
+    /// The 16-byte trace ID.
+    pub trace_id: [u8; 16],
+    /// The 8-byte span ID.
+    pub span_id: [u8; 8],
+    /// Whether the trace is sampled.
+    pub sampled: bool,
+}
+
+impl TraceContext {
+    /// The trace ID as 32 lower-case hex digits.
+    pub fn trace_id_hex(&self) -> String {
+        let mut b = Vec::with_capacity(32);
+        encode::write_hex(&mut b, &self.trace_id);
+        String::from_utf8(b).expect("hex is ASCII")
+    }
+
+    /// The span ID as 16 lower-case hex digits.
+    pub fn span_id_hex(&self) -> String {
+        let mut b = Vec::with_capacity(16);
+        encode::write_hex(&mut b, &self.span_id);
+        String::from_utf8(b).expect("hex is ASCII")
+    }
+}
+
+/// One captured span field.
+#[derive(Debug, Clone)]
+pub struct StoredField {
+    name: &'static str,
+    value: FieldValue,
+    json: (u32, u32),
+}
+
+impl StoredField {
+    /// The field's name.
+    #[inline]
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The field's typed value.
+    #[inline]
+    pub fn value(&self) -> &FieldValue {
+        &self.value
+    }
+}
+
+/// The fields of one span, captured once; kept in the span's extensions.
+#[derive(Debug)]
+pub struct SpanFields {
+    name: &'static str,
+    opened: Instant,
+    fields: Vec<StoredField>,
+    json: Vec<u8>,
+    trace: Option<TraceContext>,
+}
+
+impl SpanFields {
+    /// Captures the fields of a new span.
+    pub fn new(attrs: &Attributes<'_>) -> Self {
+        let mut this = SpanFields {
+            name: attrs.metadata().name(),
+            opened: Instant::now(),
+            fields: Vec::with_capacity(attrs.fields().len()),
+            json: Vec::new(),
+            trace: None,
+        };
+        attrs.record(&mut Collector(&mut this.fields));
+        this.encode();
+        this
+    }
+
+    /// Merges values recorded later with `Span::record`; a name recorded again is replaced.
+    pub fn record(&mut self, values: &Record<'_>) {
+        values.record(&mut Collector(&mut self.fields));
+        self.encode();
+    }
+
+    fn encode(&mut self) {
+        self.json.clear();
+        for f in &mut self.fields {
+            let start = self.json.len() as u32;
+            f.value.write_json(&mut self.json, usize::MAX);
+            f.json = (start, self.json.len() as u32);
+        }
+    }
+
+    /// The span's name.
+    #[inline]
+    pub fn span_name(&self) -> &'static str {
+        self.name
+    }
+
+    /// When the span was created.
+    #[inline]
+    pub fn opened(&self) -> Instant {
+        self.opened
+    }
+
+    /// This span's own fields, in the order they were first recorded.
+    #[inline]
+    pub fn fields(&self) -> &[StoredField] {
+        &self.fields
+    }
+
+    /// The value of this span's own field `name`.
+    pub fn get(&self, name: &str) -> Option<&FieldValue> {
+        self.fields
+            .iter()
+            .find(|f| f.name == name)
+            .map(|f| &f.value)
+    }
+
+    /// The JSON encoding of a field of this span (computed once, untruncated).
+    #[inline]
+    pub fn json(&self, field: &StoredField) -> &[u8] {
+        &self.json[field.json.0 as usize..field.json.1 as usize]
+    }
+
+    /// The span's trace context, if a tracing layer has set it.
+    #[inline]
+    pub fn trace_context(&self) -> Option<&TraceContext> {
+        self.trace.as_ref()
+    }
+
+    /// Sets the span's trace context (done by the OpenTelemetry layer).
+    pub fn set_trace_context(&mut self, trace: TraceContext) {
+        self.trace = Some(trace);
+    }
+}
+
+struct Collector<'a>(&'a mut Vec<StoredField>);
+
+impl Collector<'_> {
+    fn put(&mut self, field: &TracingField, value: FieldValue) {
+        let name = field.name();
+        if let Some(existing) = self.0.iter_mut().find(|f| f.name == name) {
+            existing.value = value;
+        } else {
+            self.0.push(StoredField {
+                name,
+                value,
+                json: (0, 0),
+            });
+        }
+    }
+}
+
+impl Visit for Collector<'_> {
+    fn record_f64(&mut self, field: &TracingField, value: f64) {
+        self.put(field, FieldValue::F64(value));
+    }
+    fn record_i64(&mut self, field: &TracingField, value: i64) {
+        self.put(field, FieldValue::I64(value));
+    }
+    fn record_u64(&mut self, field: &TracingField, value: u64) {
+        self.put(field, FieldValue::U64(value));
+    }
+    fn record_i128(&mut self, field: &TracingField, value: i128) {
+        self.put(field, FieldValue::I128(value));
+    }
+    fn record_u128(&mut self, field: &TracingField, value: u128) {
+        self.put(field, FieldValue::U128(value));
+    }
+    fn record_bool(&mut self, field: &TracingField, value: bool) {
+        self.put(field, FieldValue::Bool(value));
+    }
+    fn record_str(&mut self, field: &TracingField, value: &str) {
+        self.put(field, FieldValue::Str(value.into()));
+    }
+    fn record_bytes(&mut self, field: &TracingField, value: &[u8]) {
+        self.put(
+            field,
+            FieldValue::Str(String::from_utf8_lossy(value).into()),
+        );
+    }
+    fn record_error(&mut self, field: &TracingField, value: &(dyn Error + 'static)) {
+        self.put(
+            field,
+            FieldValue::Error(Box::new(ErrorValue::capture(value))),
+        );
+    }
+    fn record_debug(&mut self, field: &TracingField, value: &dyn fmt::Debug) {
+        self.put(field, FieldValue::Str(format!("{value:?}").into()));
+    }
+}
+
+/// Captures a new span's fields into the store unless another strata layer already did.
+///
+/// Call from `Layer::on_new_span`.
+pub fn on_new_span<S>(attrs: &Attributes<'_>, id: &Id, ctx: &Context<'_, S>)
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    let Some(span) = ctx.span(id) else { return };
+    let mut ext = span.extensions_mut();
+    if ext.get_mut::<SpanFields>().is_none() {
+        ext.insert(SpanFields::new(attrs));
+    }
+}
+
+/// Merges values recorded with `Span::record` into the store. Idempotent: several strata
+/// layers may call it for the same record.
+///
+/// Call from `Layer::on_record`.
+pub fn on_record<S>(id: &Id, values: &Record<'_>, ctx: &Context<'_, S>)
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    let Some(span) = ctx.span(id) else { return };
+    let mut ext = span.extensions_mut();
+    if let Some(fields) = ext.get_mut::<SpanFields>() {
+        fields.record(values);
+    }
+}
+
+/// The fields an event inside `span` inherits: those of `span` and all its ancestors, the
+/// innermost span winning a name clash, innermost span first.
+pub fn inherited<S>(span: &SpanRef<'_, S>) -> Vec<(&'static str, FieldValue)>
+where
+    S: for<'a> LookupSpan<'a>,
+{
+    let mut out: Vec<(&'static str, FieldValue)> = Vec::new();
+    for s in span.scope() {
+        let ext = s.extensions();
+        let Some(fields) = ext.get::<SpanFields>() else {
+            continue;
+        };
+        for f in fields.fields() {
+            if !out.iter().any(|(n, _)| *n == f.name) {
+                out.push((f.name, f.value.clone()));
+            }
+        }
+    }
+    out
+}
+
+/// The innermost trace context in `span`'s scope (the span's own, or the nearest ancestor's).
+pub fn trace_context<S>(span: &SpanRef<'_, S>) -> Option<TraceContext>
+where
+    S: for<'a> LookupSpan<'a>,
+{
+    span.scope()
+        .find_map(|s| s.extensions().get::<SpanFields>().and_then(|f| f.trace))
+}
+
+/// A small set of field names, kept on the stack up to 32 names, for de-duplicating keys
+/// without allocating.
+#[derive(Debug)]
+pub struct KeySet {
+    inline: [(bool, &'static str); 32],
+    len: usize,
+    spill: Vec<(bool, &'static str)>,
+}
+
+impl Default for KeySet {
+    fn default() -> Self {
+        KeySet {
+            inline: [(false, ""); 32],
+            len: 0,
+            spill: Vec::new(),
+        }
+    }
+}
+
+impl KeySet {
+    /// Empties the set, keeping any spill capacity.
+    #[inline]
+    pub fn clear(&mut self) {
+        self.len = 0;
+        self.spill.clear();
+    }
+
+    /// Whether `(tag, name)` is in the set.
+    #[inline]
+    pub fn contains(&self, tag: bool, name: &str) -> bool {
+        self.inline[..self.len]
+            .iter()
+            .chain(self.spill.iter())
+            .any(|&(t, n)| t == tag && n.len() == name.len() && n == name)
+    }
+
+    /// Adds `(tag, name)`; returns `false` if it was already there.
+    #[inline]
+    pub fn insert(&mut self, tag: bool, name: &'static str) -> bool {
+        if self.contains(tag, name) {
+            return false;
+        }
+        if self.len < self.inline.len() {
+            self.inline[self.len] = (tag, name);
+            self.len += 1;
+        } else {
+            self.spill.push((tag, name));
+        }
+        true
+    }
+}
