@@ -1,0 +1,758 @@
+//! Rendering one event (or span close) into one JSON line.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::time::{Duration, SystemTime};
+
+use strata_core::encode;
+use strata_core::store::{self, KeySet, SpanFields, TraceContext};
+use strata_core::{Severity, CRITICAL_FIELD, RESERVED_PREFIX};
+use tracing_core::field::{Field, Visit};
+use tracing_core::{Event, Metadata, Subscriber};
+use tracing_subscriber::layer::Context;
+use tracing_subscriber::registry::{LookupSpan, SpanRef};
+
+use crate::time::{unix_nanos, Clock};
+
+/// The shape of the JSON object: strata's default schema or a mapping of the same record to
+/// another well-known schema.
+///
+/// Sample lines (the same event in each preset) are in the crate documentation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Preset {
+    /// strata's default flat schema (`docs/schema/strata-log.schema.json`).
+    #[default]
+    Default,
+    /// Elastic Common Schema (`@timestamp`, `log.level`, `ecs.version`, `service.name`, …).
+    Ecs,
+    /// Google Cloud Logging structured payload (`severity`, `logging.googleapis.com/trace`, …).
+    Gcp,
+    /// The OpenTelemetry log data model (`Timestamp`, `SeverityNumber`, `Body`, `Resource`,
+    /// `Attributes`, …).
+    OpenTelemetry,
+}
+
+/// The ECS version written in `ecs.version`.
+pub const ECS_VERSION: &str = "8.11.0";
+
+/// Key names of one preset.
+struct Names {
+    message: &'static str,
+    event: &'static str,
+    span: &'static str,
+    file: &'static str,
+    line: &'static str,
+    thread: &'static str,
+    base_reserved: &'static [&'static str],
+    reserved_prefix: Option<&'static str>,
+}
+
+const DEFAULT_NAMES: Names = Names {
+    message: "message",
+    event: "event",
+    span: "span",
+    file: "file",
+    line: "line",
+    thread: "thread",
+    base_reserved: &[
+        "timestamp", "level", "service", "env", "version", "target", "event", "message",
+        "trace_id", "span_id",
+    ],
+    reserved_prefix: None,
+};
+
+const ECS_NAMES: Names = Names {
+    message: "message",
+    event: "event.action",
+    span: "span.name",
+    file: "log.origin.file.name",
+    line: "log.origin.file.line",
+    thread: "process.thread.name",
+    base_reserved: &[
+        "@timestamp", "log.level", "message", "ecs.version", "service.name",
+        "service.environment", "service.version", "log.logger", "event.action", "trace.id",
+        "span.id", "span.name", "log.origin.file.name", "log.origin.file.line",
+        "process.thread.name", "log", "service", "ecs", "trace", "span", "process", "event",
+    ],
+    reserved_prefix: None,
+};
+
+const GCP_NAMES: Names = Names {
+    message: "message",
+    event: "event",
+    span: "span",
+    file: "file",
+    line: "line",
+    thread: "thread",
+    base_reserved: &[
+        "timestamp", "time", "severity", "message", "target", "event", "serviceContext",
+        "httpRequest", "env",
+    ],
+    reserved_prefix: Some("logging.googleapis.com/"),
+};
+
+const OTEL_NAMES: Names = Names {
+    message: "Body",
+    event: "EventName",
+    span: "span.name",
+    file: "code.filepath",
+    line: "code.lineno",
+    thread: "thread.name",
+    base_reserved: &[],
+    reserved_prefix: None,
+};
+
+impl Preset {
+    fn names(self) -> &'static Names {
+        match self {
+            Preset::Default => &DEFAULT_NAMES,
+            Preset::Ecs => &ECS_NAMES,
+            Preset::Gcp => &GCP_NAMES,
+            Preset::OpenTelemetry => &OTEL_NAMES,
+        }
+    }
+}
+
+/// The default maximum length of one string value, in bytes: 16 KiB.
+pub const DEFAULT_MAX_FIELD_LEN: usize = 16 * 1024;
+
+/// How events are rendered: the preset, the static service fields and the optional parts.
+///
+/// `JsonFormat` renders; [`JsonLayer`](crate::JsonLayer) renders and writes. Other strata
+/// crates (the router) use a `JsonFormat` directly to render each event once for many sinks.
+#[derive(Debug, Clone)]
+pub struct JsonFormat {
+    preset: Preset,
+    service: String,
+    env: String,
+    version: String,
+    gcp_project: Option<String>,
+    max_field_len: usize,
+    file_line: bool,
+    thread: bool,
+    span_name: bool,
+    /// Pre-encoded static part written after the level.
+    statics: Vec<u8>,
+    /// Keys the line writes itself (user fields with these names get [`RESERVED_PREFIX`]).
+    reserved: Vec<&'static str>,
+    /// Bit `n` set when some reserved key has length `n` (a cheap first test).
+    reserved_lens: u64,
+}
+
+impl Default for JsonFormat {
+    fn default() -> Self {
+        let mut f = JsonFormat {
+            preset: Preset::Default,
+            service: default_service_name(),
+            env: String::new(),
+            version: String::new(),
+            gcp_project: None,
+            max_field_len: DEFAULT_MAX_FIELD_LEN,
+            file_line: false,
+            thread: false,
+            span_name: true,
+            statics: Vec::new(),
+            reserved: Vec::new(),
+            reserved_lens: 0,
+        };
+        f.rebuild();
+        f
+    }
+}
+
+/// The service name used when none is set: `STRATA_SERVICE`, else the executable's file stem.
+pub fn default_service_name() -> String {
+    if let Ok(s) = std::env::var("STRATA_SERVICE") {
+        if !s.trim().is_empty() {
+            return s.trim().to_owned();
+        }
+    }
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "unknown_service".to_owned())
+}
+
+impl JsonFormat {
+    /// The default schema, service name from `STRATA_SERVICE` or the executable's name.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Selects the output schema. Default: [`Preset::Default`].
+    #[must_use]
+    pub fn with_preset(mut self, preset: Preset) -> Self {
+        self.preset = preset;
+        self.rebuild();
+        self
+    }
+
+    /// Sets the `service` value.
+    #[must_use]
+    pub fn with_service(mut self, service: impl Into<String>) -> Self {
+        self.service = service.into();
+        self.rebuild();
+        self
+    }
+
+    /// Sets the `env` value (`production`, `staging`, …); omitted from lines while empty.
+    #[must_use]
+    pub fn with_env(mut self, env: impl Into<String>) -> Self {
+        self.env = env.into();
+        self.rebuild();
+        self
+    }
+
+    /// Sets the `version` value (the release); omitted from lines while empty.
+    #[must_use]
+    pub fn with_version(mut self, version: impl Into<String>) -> Self {
+        self.version = version.into();
+        self.rebuild();
+        self
+    }
+
+    /// Sets the Google Cloud project, so the GCP preset writes
+    /// `logging.googleapis.com/trace` as `projects/<project>/traces/<trace_id>`.
+    #[must_use]
+    pub fn with_gcp_project(mut self, project: impl Into<String>) -> Self {
+        self.gcp_project = Some(project.into());
+        self
+    }
+
+    /// Cuts string values longer than `bytes` (at a character boundary) and marks the cut with
+    /// `…[truncated N bytes]`. Default: [`DEFAULT_MAX_FIELD_LEN`].
+    #[must_use]
+    pub fn with_max_field_len(mut self, bytes: usize) -> Self {
+        self.max_field_len = bytes;
+        self
+    }
+
+    /// Adds the source file and line of the event. Default: off.
+    #[must_use]
+    pub fn with_file_line(mut self, on: bool) -> Self {
+        self.file_line = on;
+        self.rebuild();
+        self
+    }
+
+    /// Adds the name (or id) of the thread that emitted the event. Default: off.
+    #[must_use]
+    pub fn with_thread(mut self, on: bool) -> Self {
+        self.thread = on;
+        self.rebuild();
+        self
+    }
+
+    /// Adds the name of the innermost span. Default: on.
+    #[must_use]
+    pub fn with_span_name(mut self, on: bool) -> Self {
+        self.span_name = on;
+        self.rebuild();
+        self
+    }
+
+    /// The preset in use.
+    pub fn preset(&self) -> Preset {
+        self.preset
+    }
+
+    /// The service name written in every line.
+    pub fn service(&self) -> &str {
+        &self.service
+    }
+
+    fn rebuild(&mut self) {
+        let n = self.preset.names();
+        let mut reserved: Vec<&'static str> = n.base_reserved.to_vec();
+        if self.file_line {
+            reserved.extend([n.file, n.line]);
+        }
+        if self.thread {
+            reserved.push(n.thread);
+        }
+        if self.span_name {
+            reserved.push(n.span);
+        }
+        self.reserved_lens = reserved
+            .iter()
+            .fold(0u64, |m, k| if k.len() < 64 { m | 1 << k.len() } else { m });
+        self.reserved = reserved;
+
+        let s = &mut self.statics;
+        s.clear();
+        let kv = |s: &mut Vec<u8>, k: &str, v: &str| {
+            s.extend_from_slice(b",\"");
+            s.extend_from_slice(k.as_bytes());
+            s.extend_from_slice(b"\":");
+            encode::write_str(s, v);
+        };
+        match self.preset {
+            Preset::Default => {
+                kv(s, "service", &self.service);
+                if !self.env.is_empty() {
+                    kv(s, "env", &self.env);
+                }
+                if !self.version.is_empty() {
+                    kv(s, "version", &self.version);
+                }
+            }
+            Preset::Ecs => {
+                kv(s, "ecs.version", ECS_VERSION);
+                kv(s, "service.name", &self.service);
+                if !self.env.is_empty() {
+                    kv(s, "service.environment", &self.env);
+                }
+                if !self.version.is_empty() {
+                    kv(s, "service.version", &self.version);
+                }
+            }
+            Preset::Gcp => {
+                s.extend_from_slice(b",\"serviceContext\":{\"service\":");
+                encode::write_str(s, &self.service);
+                if !self.version.is_empty() {
+                    s.extend_from_slice(b",\"version\":");
+                    encode::write_str(s, &self.version);
+                }
+                s.push(b'}');
+                if !self.env.is_empty() {
+                    kv(s, "env", &self.env);
+                }
+            }
+            Preset::OpenTelemetry => {
+                s.extend_from_slice(b",\"Resource\":{\"service.name\":");
+                encode::write_str(s, &self.service);
+                if !self.env.is_empty() {
+                    s.extend_from_slice(b",\"deployment.environment.name\":");
+                    encode::write_str(s, &self.env);
+                }
+                if !self.version.is_empty() {
+                    s.extend_from_slice(b",\"service.version\":");
+                    encode::write_str(s, &self.version);
+                }
+                s.push(b'}');
+            }
+        }
+    }
+
+    #[inline]
+    fn is_reserved(&self, name: &str) -> bool {
+        if name.starts_with(RESERVED_PREFIX) {
+            return true;
+        }
+        if let Some(p) = self.preset.names().reserved_prefix {
+            if name.starts_with(p) {
+                return true;
+            }
+        }
+        let len = name.len();
+        len < 64 && self.reserved_lens & (1 << len) != 0 && self.reserved.contains(&name)
+    }
+
+    /// Renders `event` as one JSON line (with its trailing newline) appended to `out`.
+    pub fn format_event<S>(&self, event: &Event<'_>, ctx: &Context<'_, S>, out: &mut Vec<u8>)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        with_scratch(|s| {
+            self.render_event(event, ctx, s);
+            out.extend_from_slice(&s.line);
+        });
+    }
+
+    /// Renders the line written when `span` closes after `busy` (appended to `out`).
+    pub fn format_span_close<S>(&self, span: &SpanRef<'_, S>, elapsed: Duration, out: &mut Vec<u8>)
+    where
+        S: for<'a> LookupSpan<'a>,
+    {
+        with_scratch(|s| {
+            self.render_close(span, elapsed, s);
+            out.extend_from_slice(&s.line);
+        });
+    }
+
+    pub(crate) fn render_event<S>(&self, event: &Event<'_>, ctx: &Context<'_, S>, s: &mut Scratch)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let meta = event.metadata();
+        s.begin(self, meta, Severity::of(meta));
+        let mut v = EventVisitor {
+            fmt: self,
+            line: &mut s.line,
+            fields: &mut s.fields,
+            keys: &mut s.keys,
+            message_done: false,
+            event_done: false,
+        };
+        event.record(&mut v);
+        let span = ctx.event_span(event);
+        let mut trace = None;
+        if let Some(span) = &span {
+            trace = self.span_fields(span, s, true);
+        }
+        self.finish(meta, span.as_ref().map(|s| s.name()), trace, s);
+    }
+
+    pub(crate) fn render_close<S>(&self, span: &SpanRef<'_, S>, elapsed: Duration, s: &mut Scratch)
+    where
+        S: for<'a> LookupSpan<'a>,
+    {
+        let meta = span.metadata();
+        s.begin(self, meta, Severity::from(*meta.level()));
+        let n = self.preset.names();
+        let (line, fields, keys) = (&mut s.line, &mut s.fields, &mut s.keys);
+        write_key(line, n.message);
+        encode::write_display(line, &format_args!("{} closed", span.name()), self.max_field_len);
+        write_key(line, n.event);
+        encode::write_str(line, "span_close");
+        keys.insert(false, "duration_ms");
+        write_key(fields, "duration_ms");
+        let ms = elapsed.as_secs_f64() * 1000.0;
+        encode::write_f64(fields, (ms * 1000.0).round() / 1000.0);
+        let trace = self.span_fields(span, s, false);
+        self.finish(meta, Some(span.name()), trace, s);
+    }
+
+    /// Appends the fields of `span` and its ancestors to `s.fields`, skipping names already
+    /// written; returns the innermost trace context. With `inherit_only == false` the span's
+    /// own fields are treated like an event's (prefixed on a clash instead of hidden).
+    fn span_fields<S>(&self, span: &SpanRef<'_, S>, s: &mut Scratch, inherit_only: bool) -> Option<TraceContext>
+    where
+        S: for<'a> LookupSpan<'a>,
+    {
+        let mut trace = None;
+        let max = self.max_field_len;
+        for (depth, sp) in span.scope().enumerate() {
+            let ext = sp.extensions();
+            let Some(sf) = ext.get::<SpanFields>() else { continue };
+            if trace.is_none() {
+                trace = sf.trace_context().copied();
+            }
+            for f in sf.fields() {
+                let name = f.name();
+                let prefixed = self.is_reserved(name);
+                let key = if !inherit_only && depth == 0 {
+                    event_key(&mut s.keys, prefixed, name)
+                } else if s.keys.insert(prefixed, name) {
+                    Some(prefixed)
+                } else {
+                    None
+                };
+                let Some(prefixed) = key else { continue };
+                write_user_key(&mut s.fields, prefixed, name);
+                if f.value().longest_text() > max {
+                    f.value().write_json(&mut s.fields, max);
+                } else {
+                    s.fields.extend_from_slice(sf.json(f));
+                }
+            }
+        }
+        trace
+    }
+
+    /// Writes the span name, trace context, fields and extras, and closes the line.
+    fn finish(&self, meta: &Metadata<'_>, span_name: Option<&str>, trace: Option<TraceContext>, s: &mut Scratch) {
+        let n = self.preset.names();
+        let (line, fields) = (&mut s.line, &mut s.fields);
+        if self.file_line {
+            if let Some(file) = meta.file() {
+                if self.preset == Preset::Gcp {
+                    fields.extend_from_slice(b",\"logging.googleapis.com/sourceLocation\":{\"file\":");
+                    encode::write_str(fields, file);
+                    if let Some(l) = meta.line() {
+                        fields.extend_from_slice(b",\"line\":\"");
+                        encode::write_int(fields, l);
+                        fields.push(b'"');
+                    }
+                    fields.extend_from_slice(b",\"function\":");
+                    encode::write_str(fields, meta.module_path().unwrap_or(meta.target()));
+                    fields.push(b'}');
+                } else {
+                    write_key(fields, n.file);
+                    encode::write_str(fields, file);
+                    if let Some(l) = meta.line() {
+                        write_key(fields, n.line);
+                        encode::write_int(fields, l);
+                    }
+                }
+            }
+        }
+        if self.thread {
+            write_key(fields, n.thread);
+            let t = std::thread::current();
+            match t.name() {
+                Some(name) => encode::write_str(fields, name),
+                None => encode::write_debug(fields, &t.id(), 64),
+            }
+        }
+        if self.span_name && self.preset != Preset::OpenTelemetry {
+            if let Some(name) = span_name {
+                write_key(line, n.span);
+                encode::write_str(line, name);
+            }
+        }
+        if let Some(t) = trace {
+            self.write_trace(line, &t);
+        }
+        if self.preset == Preset::OpenTelemetry {
+            line.extend_from_slice(b",\"Attributes\":{");
+            if !fields.is_empty() {
+                line.extend_from_slice(&fields[1..]);
+            }
+            line.push(b'}');
+        } else {
+            line.extend_from_slice(fields);
+        }
+        line.extend_from_slice(b"}\n");
+    }
+
+    fn write_trace(&self, line: &mut Vec<u8>, t: &TraceContext) {
+        let hex = |line: &mut Vec<u8>, key: &str, bytes: &[u8]| {
+            write_key(line, key);
+            line.push(b'"');
+            encode::write_hex(line, bytes);
+            line.push(b'"');
+        };
+        match self.preset {
+            Preset::Default => {
+                hex(line, "trace_id", &t.trace_id);
+                hex(line, "span_id", &t.span_id);
+            }
+            Preset::Ecs => {
+                hex(line, "trace.id", &t.trace_id);
+                hex(line, "span.id", &t.span_id);
+            }
+            Preset::Gcp => {
+                write_key(line, "logging.googleapis.com/trace");
+                line.push(b'"');
+                if let Some(p) = &self.gcp_project {
+                    line.extend_from_slice(b"projects/");
+                    encode::escape_into(line, p);
+                    line.extend_from_slice(b"/traces/");
+                }
+                encode::write_hex(line, &t.trace_id);
+                line.push(b'"');
+                hex(line, "logging.googleapis.com/spanId", &t.span_id);
+                write_key(line, "logging.googleapis.com/trace_sampled");
+                encode::write_bool(line, t.sampled);
+            }
+            Preset::OpenTelemetry => {
+                hex(line, "TraceId", &t.trace_id);
+                hex(line, "SpanId", &t.span_id);
+                write_key(line, "TraceFlags");
+                line.push(if t.sampled { b'1' } else { b'0' });
+            }
+        }
+    }
+}
+
+/// Appends `,"key":` for a key known to need no escaping.
+#[inline]
+fn write_key(buf: &mut Vec<u8>, key: &str) {
+    buf.extend_from_slice(b",\"");
+    buf.extend_from_slice(key.as_bytes());
+    buf.extend_from_slice(b"\":");
+}
+
+/// Appends `,"[fields.]name":` for a user-supplied name, escaped.
+#[inline]
+fn write_user_key(buf: &mut Vec<u8>, prefixed: bool, name: &str) {
+    buf.extend_from_slice(b",\"");
+    if prefixed {
+        buf.extend_from_slice(RESERVED_PREFIX.as_bytes());
+    }
+    encode::escape_into(buf, name);
+    buf.extend_from_slice(b"\":");
+}
+
+/// Claims a key for an event field: the plain name, or the prefixed one when the name is
+/// reserved or already taken by another field of the same event. `None` only when both are taken.
+#[inline]
+fn event_key(keys: &mut KeySet, prefixed: bool, name: &'static str) -> Option<bool> {
+    if keys.insert(prefixed, name) {
+        Some(prefixed)
+    } else if !prefixed && keys.insert(true, name) {
+        Some(true)
+    } else {
+        None
+    }
+}
+
+/// Per-thread buffers reused for every line, so steady-state rendering allocates nothing.
+#[derive(Debug, Default)]
+pub(crate) struct Scratch {
+    pub(crate) line: Vec<u8>,
+    fields: Vec<u8>,
+    keys: KeySet,
+    clock: Clock,
+}
+
+impl Scratch {
+    /// Clears the buffers and writes the line's header: time, level, statics, target.
+    fn begin(&mut self, fmt: &JsonFormat, meta: &Metadata<'_>, sev: Severity) {
+        self.line.clear();
+        self.fields.clear();
+        self.keys.clear();
+        let line = &mut self.line;
+        let now = SystemTime::now();
+        match fmt.preset {
+            Preset::Default | Preset::Gcp => {
+                line.extend_from_slice(b"{\"timestamp\":\"");
+                self.clock.write_rfc3339(line, now);
+                if fmt.preset == Preset::Default {
+                    line.extend_from_slice(b"\",\"level\":\"");
+                    line.extend_from_slice(sev.as_str().as_bytes());
+                } else {
+                    line.extend_from_slice(b"\",\"severity\":\"");
+                    line.extend_from_slice(sev.gcp_name().as_bytes());
+                }
+                line.push(b'"');
+                line.extend_from_slice(&fmt.statics);
+                line.extend_from_slice(b",\"target\":");
+            }
+            Preset::Ecs => {
+                line.extend_from_slice(b"{\"@timestamp\":\"");
+                self.clock.write_rfc3339(line, now);
+                line.extend_from_slice(b"\",\"log.level\":\"");
+                line.extend_from_slice(sev.as_lower_str().as_bytes());
+                line.push(b'"');
+                line.extend_from_slice(&fmt.statics);
+                line.extend_from_slice(b",\"log.logger\":");
+            }
+            Preset::OpenTelemetry => {
+                let nanos = unix_nanos(now);
+                line.extend_from_slice(b"{\"Timestamp\":\"");
+                encode::write_int(line, nanos);
+                line.extend_from_slice(b"\",\"ObservedTimestamp\":\"");
+                encode::write_int(line, nanos);
+                line.extend_from_slice(b"\",\"SeverityText\":\"");
+                line.extend_from_slice(sev.as_str().as_bytes());
+                line.extend_from_slice(b"\",\"SeverityNumber\":");
+                encode::write_int(line, sev.otel_number());
+                line.extend_from_slice(&fmt.statics);
+                line.extend_from_slice(b",\"InstrumentationScope\":{\"Name\":");
+                encode::write_str(line, meta.target());
+                line.push(b'}');
+                return;
+            }
+        }
+        encode::write_str(line, meta.target());
+    }
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+/// Runs `f` with this thread's scratch buffers (or fresh ones if they are in use, which only
+/// happens when rendering re-enters, e.g. a `Debug` impl that logs).
+pub(crate) fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
+    let mut f = Some(f);
+    let res = SCRATCH.try_with(|cell| match cell.try_borrow_mut() {
+        Ok(mut s) => {
+            let out = (f.take().expect("called once"))(&mut s);
+            // Do not let one huge line pin memory forever.
+            if s.line.capacity() > 1 << 20 {
+                *s = Scratch::default();
+            }
+            Some(out)
+        }
+        Err(_) => None,
+    });
+    match res {
+        Ok(Some(out)) => out,
+        _ => (f.take().expect("not called yet"))(&mut Scratch::default()),
+    }
+}
+
+struct EventVisitor<'a> {
+    fmt: &'a JsonFormat,
+    line: &'a mut Vec<u8>,
+    fields: &'a mut Vec<u8>,
+    keys: &'a mut KeySet,
+    message_done: bool,
+    event_done: bool,
+}
+
+impl EventVisitor<'_> {
+    /// Writes the key for `field` and returns the buffer its value goes to, or `None` to skip.
+    #[inline]
+    fn begin(&mut self, field: &Field) -> Option<&mut Vec<u8>> {
+        let name = field.name();
+        let names = self.fmt.preset.names();
+        if name == "message" && !self.message_done {
+            self.message_done = true;
+            write_key(self.line, names.message);
+            return Some(self.line);
+        }
+        if name == "event" && !self.event_done {
+            self.event_done = true;
+            write_key(self.line, names.event);
+            return Some(self.line);
+        }
+        if name == CRITICAL_FIELD {
+            return None;
+        }
+        let prefixed = event_key(self.keys, self.fmt.is_reserved(name), name)?;
+        write_user_key(self.fields, prefixed, name);
+        Some(self.fields)
+    }
+}
+
+impl Visit for EventVisitor<'_> {
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        if let Some(b) = self.begin(field) {
+            encode::write_f64(b, value);
+        }
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        if let Some(b) = self.begin(field) {
+            encode::write_int(b, value);
+        }
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        if let Some(b) = self.begin(field) {
+            encode::write_int(b, value);
+        }
+    }
+    fn record_i128(&mut self, field: &Field, value: i128) {
+        if let Some(b) = self.begin(field) {
+            encode::write_int(b, value);
+        }
+    }
+    fn record_u128(&mut self, field: &Field, value: u128) {
+        if let Some(b) = self.begin(field) {
+            encode::write_int(b, value);
+        }
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        if let Some(b) = self.begin(field) {
+            encode::write_bool(b, value);
+        }
+    }
+    fn record_str(&mut self, field: &Field, value: &str) {
+        let max = self.fmt.max_field_len;
+        if let Some(b) = self.begin(field) {
+            encode::write_str_truncated(b, value, max);
+        }
+    }
+    fn record_bytes(&mut self, field: &Field, value: &[u8]) {
+        let max = self.fmt.max_field_len;
+        if let Some(b) = self.begin(field) {
+            encode::write_bytes_lossy(b, value, max);
+        }
+    }
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        let max = self.fmt.max_field_len;
+        if let Some(b) = self.begin(field) {
+            store::write_live_error(b, value, max);
+        }
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        let max = self.fmt.max_field_len;
+        if let Some(b) = self.begin(field) {
+            encode::write_debug(b, value, max);
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! RFC 3339 UTC timestamps with microseconds, formatted without allocating.
+//!
+//! The calendar part changes once a second, so it is computed once per second per thread and
+//! only the sub-second digits are written for every event.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Per-thread cache of the calendar part `YYYY-MM-DDTHH:MM:SS` of the last second formatted.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Clock {
+    second: u64,
+    text: [u8; 19],
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Clock {
+            second: u64::MAX,
+            text: [b'0'; 19],
+        }
+    }
+}
+
+impl Clock {
+    /// Appends `YYYY-MM-DDTHH:MM:SS.ffffffZ` for `now` (times before 1970 print as the epoch).
+    pub(crate) fn write_rfc3339(&mut self, buf: &mut Vec<u8>, now: SystemTime) {
+        let d = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let secs = d.as_secs();
+        if secs != self.second {
+            self.second = secs;
+            self.text = calendar(secs);
+        }
+        buf.extend_from_slice(&self.text);
+        let micros = d.subsec_micros();
+        let mut frac = [b'.', 0, 0, 0, 0, 0, 0, b'Z'];
+        let mut m = micros;
+        for i in (1..7).rev() {
+            frac[i] = b'0' + (m % 10) as u8;
+            m /= 10;
+        }
+        buf.extend_from_slice(&frac);
+    }
+}
+
+/// Nanoseconds since the Unix epoch.
+pub(crate) fn unix_nanos(now: SystemTime) -> u128 {
+    now.duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos()
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` for a count of seconds since the epoch (proleptic Gregorian, UTC).
+fn calendar(secs: u64) -> [u8; 19] {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let (y, m, d) = civil_from_days(days);
+    let (hh, mm, ss) = (rem / 3600, (rem / 60) % 60, rem % 60);
+    let mut out = *b"0000-00-00T00:00:00";
+    let y = y.clamp(0, 9999) as u64;
+    two(&mut out[0..2], y / 100);
+    two(&mut out[2..4], y % 100);
+    two(&mut out[5..7], m as u64);
+    two(&mut out[8..10], d as u64);
+    two(&mut out[11..13], hh);
+    two(&mut out[14..16], mm);
+    two(&mut out[17..19], ss);
+    out
+}
+
+fn two(out: &mut [u8], v: u64) {
+    out[0] = b'0' + (v / 10) as u8;
+    out[1] = b'0' + (v % 10) as u8;
+}
+
+/// Howard Hinnant's `civil_from_days`: days since 1970-01-01 → (year, month, day).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::time::Duration;
+
+    fn fmt(secs: u64, micros: u32) -> String {
+        let mut b = Vec::new();
+        Clock::default().write_rfc3339(
+            &mut b,
+            UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_micros(micros as u64),
+        );
+        String::from_utf8(b).unwrap()
+    }
+
+    #[test]
+    fn known_instants() {
+        assert_eq!(fmt(0, 0), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(fmt(951_782_400, 1), "2000-02-29T00:00:00.000001Z");
+        assert_eq!(fmt(1_735_732_800, 999_999), "2025-01-01T12:00:00.999999Z");
+        assert_eq!(fmt(4_102_444_799, 500_000), "2099-12-31T23:59:59.500000Z");
+    }
+
+    /// Days from the civil date, the inverse algorithm, independently written.
+    fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+        let y = if m <= 2 { y - 1 } else { y };
+        let era = y.div_euclid(400);
+        let yoe = y - era * 400;
+        let mp = (m as i64 + 9) % 12;
+        let doy = (153 * mp + 2) / 5 + d as i64 - 1;
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        era * 146_097 + doe - 719_468
+    }
+
+    proptest! {
+        #[test]
+        fn calendar_round_trips(days in 0i64..2_932_896) {
+            let (y, m, d) = civil_from_days(days);
+            prop_assert!((1..=12).contains(&m) && (1..=31).contains(&d));
+            prop_assert_eq!(days_from_civil(y, m, d), days);
+        }
+
+        #[test]
+        fn cache_is_invisible(a in 0u64..4_000_000_000, b in 0u64..4_000_000_000) {
+            let mut clock = Clock::default();
+            let mut buf = Vec::new();
+            clock.write_rfc3339(&mut buf, UNIX_EPOCH + Duration::from_secs(a));
+            buf.clear();
+            clock.write_rfc3339(&mut buf, UNIX_EPOCH + Duration::from_secs(b));
+            prop_assert_eq!(String::from_utf8(buf).unwrap(), fmt(b, 0));
+        }
+    }
+}
