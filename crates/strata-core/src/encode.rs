@@ -28,10 +28,47 @@ static ESCAPE: [u8; 256] = {
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
+/// Whether any byte of the 8 in `w` needs escaping (control, `"`, `\\`, DEL): a SWAR test.
+#[inline(always)]
+fn word_needs_escape(w: u64) -> bool {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    #[inline(always)]
+    fn has_zero(v: u64) -> u64 {
+        v.wrapping_sub(LO) & !v & HI
+    }
+    // bytes < 0x20 (bytes >= 0x80 are excluded by `!w`), == '"', == '\\', == 0x7f
+    let lt20 = w.wrapping_sub(LO * 0x20) & !w & HI;
+    (lt20 | has_zero(w ^ (LO * b'"' as u64)) | has_zero(w ^ (LO * b'\\' as u64)) | has_zero(w ^ (LO * 0x7f)))
+        != 0
+}
+
 /// Appends `s` escaped (without quotes).
 #[inline]
 pub fn escape_into(buf: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
+    // Fast path: scan 8 bytes at a time; most values need no escaping at all.
+    let mut i = 0;
+    while i + 8 <= bytes.len() {
+        let w = u64::from_le_bytes(bytes[i..i + 8].try_into().expect("8 bytes"));
+        if word_needs_escape(w) {
+            break;
+        }
+        i += 8;
+    }
+    while i < bytes.len() && ESCAPE[bytes[i] as usize] == 0 {
+        i += 1;
+    }
+    if i == bytes.len() {
+        buf.extend_from_slice(bytes);
+        return;
+    }
+    buf.extend_from_slice(&bytes[..i]);
+    escape_slow(buf, &bytes[i..]);
+}
+
+#[cold]
+fn escape_slow(buf: &mut Vec<u8>, bytes: &[u8]) {
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
         let esc = ESCAPE[b as usize];
@@ -264,6 +301,13 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn swar_check_agrees_with_the_table(bytes in proptest::array::uniform8(any::<u8>())) {
+            let w = u64::from_le_bytes(bytes);
+            let want = bytes.iter().any(|&b| ESCAPE[b as usize] != 0);
+            prop_assert_eq!(word_needs_escape(w), want, "{:?}", bytes);
+        }
+
         #[test]
         fn any_string_round_trips(s in any::<String>()) {
             let out = enc(&s, usize::MAX);

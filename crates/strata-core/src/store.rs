@@ -14,6 +14,7 @@
 
 use std::error::Error;
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use tracing_core::Subscriber;
@@ -219,6 +220,15 @@ impl TraceContext {
     }
 }
 
+static TRACE_CONTEXT_IN_USE: AtomicBool = AtomicBool::new(false);
+
+/// Whether any span of this process has had a trace context set; until then readers can skip
+/// looking for one.
+#[inline]
+pub fn trace_context_in_use() -> bool {
+    TRACE_CONTEXT_IN_USE.load(Ordering::Relaxed)
+}
+
 /// One captured span field.
 #[derive(Debug, Clone)]
 pub struct StoredField {
@@ -321,6 +331,9 @@ impl SpanFields {
 
     /// Sets the span's trace context (done by the OpenTelemetry layer).
     pub fn set_trace_context(&mut self, trace: TraceContext) {
+        if !TRACE_CONTEXT_IN_USE.load(Ordering::Relaxed) {
+            TRACE_CONTEXT_IN_USE.store(true, Ordering::Relaxed);
+        }
         self.trace = Some(trace);
     }
 }
@@ -441,20 +454,105 @@ where
 }
 
 /// A small set of field names, kept on the stack up to 32 names, for de-duplicating keys
-/// without allocating.
+/// without allocating. Each name carries a tag (strata formatters use it for "prefixed").
+///
+/// A 64-bit Bloom filter of the names lets a formatter test a whole group of names (a span's
+/// fields) against the set with one `AND`.
 #[derive(Debug)]
 pub struct KeySet {
-    inline: [(bool, &'static str); 32],
+    inline: [KeyId; 32],
     len: usize,
-    spill: Vec<(bool, &'static str)>,
+    spill: Vec<KeyId>,
+    bloom: u64,
+}
+
+/// A key identity: a name and a tag, with the length, tag and first eight bytes packed so that
+/// most comparisons are integer compares and no `memcmp`.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyId {
+    head: u64,
+    len_tag: usize,
+    name: &'static str,
+}
+
+impl KeyId {
+    /// The identity of `(tag, name)`.
+    #[inline(always)]
+    pub fn new(tag: bool, name: &'static str) -> KeyId {
+        KeyId {
+            head: head_word(name),
+            len_tag: name.len() << 1 | tag as usize,
+            name,
+        }
+    }
+
+    /// The same name with another tag.
+    #[inline(always)]
+    pub fn with_tag(self, tag: bool) -> KeyId {
+        KeyId {
+            len_tag: (self.len_tag & !1) | tag as usize,
+            ..self
+        }
+    }
+
+    /// The name.
+    #[inline(always)]
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The tag.
+    #[inline(always)]
+    pub fn tag(&self) -> bool {
+        self.len_tag & 1 == 1
+    }
+
+    /// The first (up to) eight bytes of the name, zero-padded, as one word.
+    #[inline(always)]
+    pub fn head(&self) -> u64 {
+        self.head
+    }
+
+    /// This key's bit in a 64-bit Bloom filter.
+    #[inline(always)]
+    pub fn bloom_bit(&self) -> u64 {
+        let h = (self.head ^ (self.len_tag as u64).rotate_left(40)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        1 << (h >> 58)
+    }
+
+    /// Whether two identities are the same name with the same tag.
+    #[inline(always)]
+    pub fn same(&self, other: &KeyId) -> bool {
+        self.head == other.head
+            && self.len_tag == other.len_tag
+            && (self.name.len() <= 8
+                || self.name.as_ptr() == other.name.as_ptr()
+                || self.name == other.name)
+    }
+}
+
+/// The first (up to) eight bytes of `s`, zero-padded, as one word.
+#[inline(always)]
+pub fn head_word(s: &str) -> u64 {
+    let b = s.as_bytes();
+    if b.len() >= 8 {
+        u64::from_le_bytes(b[..8].try_into().expect("8 bytes"))
+    } else {
+        let mut w = 0u64;
+        for (i, &x) in b.iter().enumerate() {
+            w |= (x as u64) << (8 * i);
+        }
+        w
+    }
 }
 
 impl Default for KeySet {
     fn default() -> Self {
         KeySet {
-            inline: [(false, ""); 32],
+            inline: [KeyId::new(false, ""); 32],
             len: 0,
             spill: Vec::new(),
+            bloom: 0,
         }
     }
 }
@@ -464,30 +562,89 @@ impl KeySet {
     #[inline]
     pub fn clear(&mut self) {
         self.len = 0;
+        self.bloom = 0;
         self.spill.clear();
+    }
+
+    /// Whether `key` is in the set.
+    #[inline]
+    pub fn contains_id(&self, key: &KeyId) -> bool {
+        self.bloom & key.bloom_bit() != 0
+            && (self.inline[..self.len].iter().any(|k| k.same(key))
+                || self.spill.iter().any(|k| k.same(key)))
     }
 
     /// Whether `(tag, name)` is in the set.
     #[inline]
-    pub fn contains(&self, tag: bool, name: &str) -> bool {
-        self.inline[..self.len]
-            .iter()
-            .chain(self.spill.iter())
-            .any(|&(t, n)| t == tag && n.len() == name.len() && n == name)
+    pub fn contains(&self, tag: bool, name: &'static str) -> bool {
+        self.contains_id(&KeyId::new(tag, name))
+    }
+
+    /// Adds `key`; returns `false` if it was already there.
+    #[inline]
+    pub fn insert_id(&mut self, key: KeyId) -> bool {
+        if self.contains_id(&key) {
+            return false;
+        }
+        self.push(key);
+        true
     }
 
     /// Adds `(tag, name)`; returns `false` if it was already there.
     #[inline]
     pub fn insert(&mut self, tag: bool, name: &'static str) -> bool {
-        if self.contains(tag, name) {
-            return false;
-        }
+        self.insert_id(KeyId::new(tag, name))
+    }
+
+    #[inline]
+    fn push(&mut self, key: KeyId) {
+        self.bloom |= key.bloom_bit();
         if self.len < self.inline.len() {
-            self.inline[self.len] = (tag, name);
+            self.inline[self.len] = key;
             self.len += 1;
         } else {
-            self.spill.push((tag, name));
+            self.spill.push(key);
         }
-        true
+    }
+
+    /// The Bloom filter of the names in the set: `set.bloom() & group_bloom == 0` proves that no
+    /// name of the group is in the set.
+    #[inline]
+    pub fn bloom(&self) -> u64 {
+        self.bloom
+    }
+
+    /// Adds keys the caller has proven absent (with [`KeySet::bloom`]).
+    #[inline]
+    pub fn extend_absent(&mut self, keys: impl IntoIterator<Item = KeyId>) {
+        for k in keys {
+            self.push(k);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_set_distinguishes_tags_lengths_and_long_names() {
+        let mut k = KeySet::default();
+        assert!(k.insert(false, "request_id"));
+        assert!(!k.insert(false, "request_id"));
+        assert!(k.insert(true, "request_id"));
+        assert!(k.insert(false, "request_ie"));
+        assert!(k.insert(false, "request"));
+        assert!(k.insert(false, ""));
+        assert!(!k.insert(false, ""));
+        let names: Vec<&'static str> = (0..100).map(|i| &*format!("field_{i}").leak()).collect();
+        for n in &names {
+            assert!(k.insert(false, n));
+        }
+        for n in &names {
+            assert!(k.contains(false, n) && !k.contains(true, n));
+        }
+        k.clear();
+        assert!(!k.contains(false, "request_id"));
     }
 }

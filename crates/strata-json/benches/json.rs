@@ -1,1 +1,240 @@
-fn main() {}
+//! strata-json against its peers on the workload of `shared/reference/perf-baseline.md`.
+//!
+//! Run with `cargo bench -p strata-json --bench json`. Besides criterion's timings, it prints
+//! the heap allocations per operation of each configuration (counted with a counting global
+//! allocator, outside the timed loops).
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::hint::black_box;
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+
+use criterion::{Criterion, criterion_group};
+use tracing::{Dispatch, debug, info, info_span};
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::prelude::*;
+
+struct Counting;
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
+static ALLOC_BYTES: AtomicU64 = AtomicU64::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        ALLOC_BYTES.fetch_add(l.size() as u64, Ordering::Relaxed);
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        unsafe { System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        ALLOC_BYTES.fetch_add(n as u64, Ordering::Relaxed);
+        unsafe { System.realloc(p, l, n) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+// ---- subscribers under test -------------------------------------------------------------
+
+fn strata() -> Dispatch {
+    Dispatch::new(
+        tracing_subscriber::registry().with(
+            strata_json::layer()
+                .with_service("bench")
+                .with_writer(io::sink)
+                .with_filter(LevelFilter::INFO),
+        ),
+    )
+}
+
+fn tracing_subscriber_json() -> Dispatch {
+    Dispatch::new(
+        tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(true)
+            .with_writer(io::sink)
+            .with_max_level(LevelFilter::INFO)
+            .finish(),
+    )
+}
+
+fn json_subscriber() -> Dispatch {
+    Dispatch::new(
+        json_subscriber::fmt()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(true)
+            .with_writer(io::sink)
+            .with_max_level(LevelFilter::INFO)
+            .finish(),
+    )
+}
+
+fn bunyan() -> Dispatch {
+    use tracing_bunyan_formatter::{BunyanFormattingLayer, JsonStorageLayer};
+    Dispatch::new(
+        tracing_subscriber::registry()
+            .with(LevelFilter::INFO)
+            .with(JsonStorageLayer)
+            .with(BunyanFormattingLayer::new("bench".into(), io::sink)),
+    )
+}
+
+/// No strata layer: the baseline for a disabled event.
+fn no_layer() -> Dispatch {
+    Dispatch::new(tracing_subscriber::registry().with(LevelFilter::INFO))
+}
+
+const PEERS: [(&str, fn() -> Dispatch); 4] = [
+    ("strata", strata),
+    ("tracing_subscriber_json", tracing_subscriber_json),
+    ("json_subscriber", json_subscriber),
+    ("bunyan", bunyan),
+];
+
+// ---- the workload -----------------------------------------------------------------------
+
+#[inline(always)]
+fn the_event() {
+    info!(
+        client = "203.0.113.42:51234",
+        status = 200_u16,
+        latency_ms = 12.625_f64,
+        cache_hit = true,
+        "request completed"
+    );
+}
+
+#[inline(always)]
+fn disabled_event() {
+    debug!(
+        client = "203.0.113.42:51234",
+        status = 200_u16,
+        latency_ms = 12.625_f64,
+        cache_hit = true,
+        "request completed"
+    );
+}
+
+#[inline(always)]
+fn request_unit() {
+    let request = info_span!(
+        "request",
+        request_id = "67e55044-10b1-426f-9247-bb680e5fe0c8",
+        user_id = 424242_u64
+    );
+    let _r = request.enter();
+    let handler = info_span!("handler", route = "/api/v1/users/{id}/orders", method = "GET");
+    let _h = handler.enter();
+    the_event();
+}
+
+// ---- the reference writer ---------------------------------------------------------------
+
+#[path = "reference.rs"]
+mod reference;
+
+// ---- benchmarks -------------------------------------------------------------------------
+
+fn event_in_2_spans(c: &mut Criterion) {
+    let mut g = c.benchmark_group("event_in_2_spans");
+    for (name, make) in PEERS {
+        tracing::dispatcher::with_default(&make(), || {
+            let request = info_span!(
+                "request",
+                request_id = "67e55044-10b1-426f-9247-bb680e5fe0c8",
+                user_id = 424242_u64
+            );
+            let _r = request.enter();
+            let handler = info_span!("handler", route = "/api/v1/users/{id}/orders", method = "GET");
+            let _h = handler.enter();
+            g.bench_function(name, |b| b.iter(the_event));
+        });
+    }
+    let mut buf = Vec::with_capacity(512);
+    g.bench_function("reference", |b| b.iter(|| reference::line(&mut buf)));
+    g.finish();
+}
+
+fn request_unit_group(c: &mut Criterion) {
+    let mut g = c.benchmark_group("request_unit");
+    for (name, make) in PEERS {
+        tracing::dispatcher::with_default(&make(), || {
+            g.bench_function(name, |b| b.iter(request_unit));
+        });
+    }
+    let mut buf = Vec::with_capacity(512);
+    g.bench_function("reference", |b| b.iter(|| reference::line(&mut buf)));
+    g.finish();
+}
+
+fn disabled_event_group(c: &mut Criterion) {
+    let mut g = c.benchmark_group("disabled_event");
+    for (name, make) in PEERS {
+        tracing::dispatcher::with_default(&make(), || {
+            g.bench_function(name, |b| b.iter(disabled_event));
+        });
+    }
+    tracing::dispatcher::with_default(&no_layer(), || {
+        g.bench_function("reference", |b| b.iter(disabled_event));
+    });
+    g.finish();
+}
+
+/// Heap allocations per operation, counted over many operations after a warm-up.
+fn alloc_report() {
+    const N: u64 = 10_000;
+    fn per_op(f: &mut dyn FnMut()) -> (f64, f64) {
+        for _ in 0..1000 {
+            f();
+        }
+        let (a0, b0) = (ALLOCS.load(Ordering::Relaxed), ALLOC_BYTES.load(Ordering::Relaxed));
+        for _ in 0..N {
+            f();
+        }
+        let (a1, b1) = (ALLOCS.load(Ordering::Relaxed), ALLOC_BYTES.load(Ordering::Relaxed));
+        ((a1 - a0) as f64 / N as f64, (b1 - b0) as f64 / N as f64)
+    }
+    println!("allocations per op (count, bytes):");
+    for (name, make) in PEERS {
+        let d = make();
+        let ev = tracing::dispatcher::with_default(&d, || {
+            let request = info_span!(
+                "request",
+                request_id = "67e55044-10b1-426f-9247-bb680e5fe0c8",
+                user_id = 424242_u64
+            );
+            let _r = request.enter();
+            let handler = info_span!("handler", route = "/api/v1/users/{id}/orders", method = "GET");
+            let _h = handler.enter();
+            per_op(&mut the_event)
+        });
+        let unit = tracing::dispatcher::with_default(&d, || per_op(&mut request_unit));
+        let off = tracing::dispatcher::with_default(&d, || per_op(&mut disabled_event));
+        println!(
+            "  {name:<24} event_in_2_spans {:>5.1} ({:>6.0} B)  request_unit {:>5.1} ({:>6.0} B)  disabled {:.1}",
+            ev.0, ev.1, unit.0, unit.1, off.0
+        );
+    }
+    let mut buf = Vec::with_capacity(512);
+    let r = per_op(&mut || reference::line(&mut buf));
+    println!("  {:<24} line {:.1} ({:.0} B)", "reference", r.0, r.1);
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default();
+    targets = event_in_2_spans, request_unit_group, disabled_event_group
+}
+
+fn main() {
+    alloc_report();
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

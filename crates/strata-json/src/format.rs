@@ -2,10 +2,11 @@
 
 use std::cell::RefCell;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use strata_core::encode;
-use strata_core::store::{self, KeySet, SpanFields, TraceContext};
+use strata_core::store::{self, head_word, KeyId, KeySet, SpanFields, StoredField, TraceContext};
 use strata_core::{Severity, CRITICAL_FIELD, RESERVED_PREFIX};
 use tracing_core::field::{Field, Visit};
 use tracing_core::{Event, Metadata, Subscriber};
@@ -134,10 +135,19 @@ pub struct JsonFormat {
     span_name: bool,
     /// Pre-encoded static part written after the level.
     statics: Vec<u8>,
-    /// Keys the line writes itself (user fields with these names get [`RESERVED_PREFIX`]).
-    reserved: Vec<&'static str>,
-    /// Bit `n` set when some reserved key has length `n` (a cheap first test).
-    reserved_lens: u64,
+    /// Keys the line writes itself (user fields with these names get [`RESERVED_PREFIX`]),
+    /// with their first eight bytes as a word for a quick first test.
+    reserved: Vec<KeyId>,
+    /// Bloom bits of the reserved keys (untagged).
+    reserved_bloom: u64,
+    /// Identifies this configuration in per-span caches; changes with every setter that
+    /// changes how a span field renders.
+    id: u64,
+}
+
+fn next_format_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 impl Default for JsonFormat {
@@ -154,7 +164,8 @@ impl Default for JsonFormat {
             span_name: true,
             statics: Vec::new(),
             reserved: Vec::new(),
-            reserved_lens: 0,
+            reserved_bloom: 0,
+            id: 0,
         };
         f.rebuild();
         f
@@ -225,6 +236,7 @@ impl JsonFormat {
     #[must_use]
     pub fn with_max_field_len(mut self, bytes: usize) -> Self {
         self.max_field_len = bytes;
+        self.id = next_format_id();
         self
     }
 
@@ -274,10 +286,9 @@ impl JsonFormat {
         if self.span_name {
             reserved.push(n.span);
         }
-        self.reserved_lens = reserved
-            .iter()
-            .fold(0u64, |m, k| if k.len() < 64 { m | 1 << k.len() } else { m });
-        self.reserved = reserved;
+        self.reserved = reserved.into_iter().map(|k| KeyId::new(false, k)).collect();
+        self.reserved_bloom = self.reserved.iter().fold(0, |b, k| b | k.bloom_bit());
+        self.id = next_format_id();
 
         let s = &mut self.statics;
         s.clear();
@@ -335,18 +346,71 @@ impl JsonFormat {
         }
     }
 
+    /// Whether the schema writes a key named like `key` itself (`key` untagged).
     #[inline]
-    fn is_reserved(&self, name: &str) -> bool {
-        if name.starts_with(RESERVED_PREFIX) {
+    fn is_reserved(&self, key: &KeyId) -> bool {
+        // RESERVED_PREFIX is "fields." (7 bytes): compare the head word's first 7 bytes.
+        const PREFIX_MASK: u64 = 0x00ff_ffff_ffff_ffff;
+        if key.name().len() >= 7 && key.head() & PREFIX_MASK == FIELDS_PREFIX_HEAD {
             return true;
         }
         if let Some(p) = self.preset.names().reserved_prefix {
-            if name.starts_with(p) {
+            if key.name().starts_with(p) {
                 return true;
             }
         }
-        let len = name.len();
-        len < 64 && self.reserved_lens & (1 << len) != 0 && self.reserved.contains(&name)
+        self.reserved_bloom & key.bloom_bit() != 0 && self.reserved.iter().any(|k| k.same(key))
+    }
+
+    /// The key identity a user field named `name` is written under, absent clashes.
+    #[inline]
+    fn user_key(&self, name: &'static str) -> KeyId {
+        let key = KeyId::new(false, name);
+        if self.is_reserved(&key) {
+            key.with_tag(true)
+        } else {
+            key
+        }
+    }
+
+    /// Renders the fields of a span (already in the store) into this format's per-span cache.
+    ///
+    /// [`JsonLayer`](crate::JsonLayer) calls this when a span is created and when it records
+    /// values; a layer that renders with a `JsonFormat` of its own should do the same from its
+    /// `on_new_span` and `on_record` (after [`store::on_new_span`] / [`store::on_record`]).
+    /// Spans without a cache are still rendered, only more slowly.
+    pub fn prepare_span<S>(&self, span: &SpanRef<'_, S>)
+    where
+        S: for<'a> LookupSpan<'a>,
+    {
+        let mut ext = span.extensions_mut();
+        let Some(sf) = ext.get_mut::<SpanFields>() else { return };
+        let sf: &SpanFields = sf;
+        let mut frag = Fragment::default();
+        for f in sf.fields() {
+            let key = self.user_key(f.name());
+            let start = frag.bytes.len() as u32;
+            write_user_key(&mut frag.bytes, key.tag(), f.name());
+            self.write_span_value(&mut frag.bytes, sf, f);
+            frag.bloom |= key.bloom_bit();
+            frag.keys.push((key, start, frag.bytes.len() as u32));
+        }
+        match ext.get_mut::<JsonSpan>() {
+            Some(js) => match js.0.iter_mut().find(|(id, _)| *id == self.id) {
+                Some(slot) => slot.1 = frag,
+                None => js.0.push((self.id, frag)),
+            },
+            None => ext.insert(JsonSpan(vec![(self.id, frag)])),
+        }
+    }
+
+    #[inline]
+    fn write_span_value(&self, buf: &mut Vec<u8>, sf: &SpanFields, f: &StoredField) {
+        if f.value().longest_text() > self.max_field_len {
+            f.value().write_json(buf, self.max_field_len);
+        } else {
+            buf.extend_from_slice(sf.json(f));
+        }
     }
 
     /// Renders `event` as one JSON line (with its trailing newline) appended to `out`.
@@ -422,30 +486,49 @@ impl JsonFormat {
         S: for<'a> LookupSpan<'a>,
     {
         let mut trace = None;
-        let max = self.max_field_len;
+        let mut want_trace = store::trace_context_in_use();
         for (depth, sp) in span.scope().enumerate() {
             let ext = sp.extensions();
-            let Some(sf) = ext.get::<SpanFields>() else { continue };
-            if trace.is_none() {
-                trace = sf.trace_context().copied();
+            if want_trace {
+                if let Some(t) = ext.get::<SpanFields>().and_then(|sf| sf.trace_context()) {
+                    trace = Some(*t);
+                    want_trace = false;
+                }
             }
+            let own = !inherit_only && depth == 0;
+            let cached = if own {
+                None
+            } else {
+                ext.get::<JsonSpan>()
+                    .and_then(|js| js.0.iter().find(|(id, _)| *id == self.id))
+            };
+            if let Some((_, frag)) = cached {
+                if frag.bloom & s.keys.bloom() == 0 {
+                    // No name of this span is taken yet: copy the whole span at once.
+                    s.fields.extend_from_slice(&frag.bytes);
+                    s.keys.extend_absent(frag.keys.iter().map(|k| k.0));
+                } else {
+                    for &(key, a, b) in &frag.keys {
+                        if s.keys.insert_id(key) {
+                            s.fields.extend_from_slice(&frag.bytes[a as usize..b as usize]);
+                        }
+                    }
+                }
+                continue;
+            }
+            let Some(sf) = ext.get::<SpanFields>() else { continue };
             for f in sf.fields() {
-                let name = f.name();
-                let prefixed = self.is_reserved(name);
-                let key = if !inherit_only && depth == 0 {
-                    event_key(&mut s.keys, prefixed, name)
-                } else if s.keys.insert(prefixed, name) {
-                    Some(prefixed)
+                let key = self.user_key(f.name());
+                let key = if own {
+                    event_key(&mut s.keys, key)
+                } else if s.keys.insert_id(key) {
+                    Some(key)
                 } else {
                     None
                 };
-                let Some(prefixed) = key else { continue };
-                write_user_key(&mut s.fields, prefixed, name);
-                if f.value().longest_text() > max {
-                    f.value().write_json(&mut s.fields, max);
-                } else {
-                    s.fields.extend_from_slice(sf.json(f));
-                }
+                let Some(key) = key else { continue };
+                write_user_key(&mut s.fields, key.tag(), f.name());
+                self.write_span_value(&mut s.fields, sf, f);
             }
         }
         trace
@@ -547,6 +630,10 @@ impl JsonFormat {
     }
 }
 
+/// The head word of [`RESERVED_PREFIX`].
+const FIELDS_PREFIX_HEAD: u64 = u64::from_le_bytes(*b"fields.\0");
+const _: () = assert!(RESERVED_PREFIX.len() == 7);
+
 /// Appends `,"key":` for a key known to need no escaping.
 #[inline]
 fn write_key(buf: &mut Vec<u8>, key: &str) {
@@ -566,18 +653,30 @@ fn write_user_key(buf: &mut Vec<u8>, prefixed: bool, name: &str) {
     buf.extend_from_slice(b"\":");
 }
 
-/// Claims a key for an event field: the plain name, or the prefixed one when the name is
-/// reserved or already taken by another field of the same event. `None` only when both are taken.
+/// Claims a key for an event field: `key`, or its prefixed form when `key` is already taken by
+/// another field of the same event. `None` only when both are taken.
 #[inline]
-fn event_key(keys: &mut KeySet, prefixed: bool, name: &'static str) -> Option<bool> {
-    if keys.insert(prefixed, name) {
-        Some(prefixed)
-    } else if !prefixed && keys.insert(true, name) {
-        Some(true)
+fn event_key(keys: &mut KeySet, key: KeyId) -> Option<KeyId> {
+    if keys.insert_id(key) {
+        Some(key)
+    } else if !key.tag() && keys.insert_id(key.with_tag(true)) {
+        Some(key.with_tag(true))
     } else {
         None
     }
 }
+
+/// The rendering of one span's own fields for one format: `,"key":value` fragments.
+#[derive(Debug, Default)]
+struct Fragment {
+    bytes: Vec<u8>,
+    keys: Vec<(KeyId, u32, u32)>,
+    bloom: u64,
+}
+
+/// Per-span caches of [`Fragment`]s, one per format (usually exactly one), in span extensions.
+#[derive(Debug)]
+struct JsonSpan(Vec<(u64, Fragment)>);
 
 /// Per-thread buffers reused for every line, so steady-state rendering allocates nothing.
 #[derive(Debug, Default)]
@@ -679,23 +778,26 @@ impl EventVisitor<'_> {
     /// Writes the key for `field` and returns the buffer its value goes to, or `None` to skip.
     #[inline]
     fn begin(&mut self, field: &Field) -> Option<&mut Vec<u8>> {
+        const MESSAGE: u64 = u64::from_le_bytes(*b"message\0");
+        const EVENT: u64 = u64::from_le_bytes(*b"event\0\0\0");
+        const CRITICAL: u64 = u64::from_le_bytes(*b"strata.c");
         let name = field.name();
-        let names = self.fmt.preset.names();
-        if name == "message" && !self.message_done {
+        let head = head_word(name);
+        if head == MESSAGE && name.len() == 7 && !self.message_done {
             self.message_done = true;
-            write_key(self.line, names.message);
+            write_key(self.line, self.fmt.preset.names().message);
             return Some(self.line);
         }
-        if name == "event" && !self.event_done {
+        if head == EVENT && name.len() == 5 && !self.event_done {
             self.event_done = true;
-            write_key(self.line, names.event);
+            write_key(self.line, self.fmt.preset.names().event);
             return Some(self.line);
         }
-        if name == CRITICAL_FIELD {
+        if head == CRITICAL && name == CRITICAL_FIELD {
             return None;
         }
-        let prefixed = event_key(self.keys, self.fmt.is_reserved(name), name)?;
-        write_user_key(self.fields, prefixed, name);
+        let key = event_key(self.keys, self.fmt.user_key(name))?;
+        write_user_key(self.fields, key.tag(), name);
         Some(self.fields)
     }
 }

@@ -224,6 +224,12 @@ impl JsonLayer {
         self.map_format(|f| f.with_version(version))
     }
 
+    /// See [`JsonFormat::with_gcp_project`].
+    #[must_use]
+    pub fn with_gcp_project(self, project: impl Into<String>) -> Self {
+        self.map_format(|f| f.with_gcp_project(project))
+    }
+
     /// See [`JsonFormat::with_max_field_len`].
     #[must_use]
     pub fn with_max_field_len(self, bytes: usize) -> Self {
@@ -304,10 +310,16 @@ where
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         store::on_new_span(attrs, id, &ctx);
+        if let Some(span) = ctx.span(id) {
+            self.format.prepare_span(&span);
+        }
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
         store::on_record(id, values, &ctx);
+        if let Some(span) = ctx.span(id) {
+            self.format.prepare_span(&span);
+        }
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
