@@ -39,7 +39,10 @@ fn word_needs_escape(w: u64) -> bool {
     }
     // bytes < 0x20 (bytes >= 0x80 are excluded by `!w`), == '"', == '\\', == 0x7f
     let lt20 = w.wrapping_sub(LO * 0x20) & !w & HI;
-    (lt20 | has_zero(w ^ (LO * b'"' as u64)) | has_zero(w ^ (LO * b'\\' as u64)) | has_zero(w ^ (LO * 0x7f)))
+    (lt20
+        | has_zero(w ^ (LO * b'"' as u64))
+        | has_zero(w ^ (LO * b'\\' as u64))
+        | has_zero(w ^ (LO * 0x7f)))
         != 0
 }
 

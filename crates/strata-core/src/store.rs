@@ -1,9 +1,10 @@
 //! The span-field store: each span's fields, captured once, structured, read by every layer.
 //!
 //! When a span is created its fields are captured into a [`SpanFields`] kept in the span's
-//! extensions (and updated by `Span::record`). Values stay typed ([`FieldValue`]) and each one
-//! also keeps its JSON encoding, computed once, so a formatter copies bytes instead of
-//! re-rendering the span for every event — and nothing is ever re-parsed.
+//! extensions (and updated by `Span::record`). Values stay typed ([`FieldValue`]). A renderer
+//! (the JSON formatter, the router's text format) may also keep its rendering of the span's
+//! fields in the store ([`Rendered`]), built once per span and copied into every event's line —
+//! nothing is rendered twice and nothing is ever re-parsed.
 //!
 //! Every strata layer calls [`on_new_span`] and [`on_record`] from its own hooks; both are
 //! idempotent, so the store exists whichever strata layers are installed, in any order.
@@ -17,6 +18,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+use smallvec::SmallVec;
 use tracing_core::Subscriber;
 use tracing_core::field::{Field as TracingField, Visit};
 use tracing_core::span::{Attributes, Id, Record};
@@ -220,6 +222,22 @@ impl TraceContext {
     }
 }
 
+/// A process-unique id for a renderer configuration, to key its [`Rendered`] caches.
+pub fn next_renderer_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+static SPAN_TIMING: AtomicBool = AtomicBool::new(false);
+
+/// Asks the store to note each span's creation time ([`SpanFields::opened`]) from now on.
+///
+/// Layers that need span durations call this when they are built or attached
+/// (`Layer::on_layer`); until one does, spans skip the clock read.
+pub fn want_span_timing() {
+    SPAN_TIMING.store(true, Ordering::Relaxed);
+}
+
 static TRACE_CONTEXT_IN_USE: AtomicBool = AtomicBool::new(false);
 
 /// Whether any span of this process has had a trace context set; until then readers can skip
@@ -233,8 +251,8 @@ pub fn trace_context_in_use() -> bool {
 #[derive(Debug, Clone)]
 pub struct StoredField {
     name: &'static str,
+    index: usize,
     value: FieldValue,
-    json: (u32, u32),
 }
 
 impl StoredField {
@@ -244,6 +262,12 @@ impl StoredField {
         self.name
     }
 
+    /// The field's index in its span's callsite field set (`tracing::field::Field::index`).
+    #[inline]
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
     /// The field's typed value.
     #[inline]
     pub fn value(&self) -> &FieldValue {
@@ -251,14 +275,58 @@ impl StoredField {
     }
 }
 
+/// A renderer's rendering of one span's own fields: one byte fragment per field, each under
+/// the key identity it was written with, so an event can copy the whole span at once when none
+/// of its keys is taken yet (see [`KeySet::bloom`]), or field by field otherwise.
+///
+/// Typical spans (a few short fields) fit inline, so storing a rendering does not allocate.
+#[derive(Debug, Default, Clone)]
+pub struct Rendered {
+    bytes: SmallVec<[u8; 128]>,
+    keys: SmallVec<[(KeyId, u32, u32); 4]>,
+    bloom: u64,
+}
+
+impl Rendered {
+    /// A rendering made of `bytes` and, for each field, its key identity and the range of its
+    /// fragment in `bytes`.
+    pub fn new(bytes: &[u8], keys: &[(KeyId, u32, u32)]) -> Self {
+        Rendered {
+            bytes: SmallVec::from_slice(bytes),
+            keys: SmallVec::from_slice(keys),
+            bloom: keys.iter().fold(0, |b, k| b | k.0.bloom_bit()),
+        }
+    }
+
+    /// The fragments, back to back.
+    #[inline]
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// Each field's key identity and the range of its fragment in [`Rendered::bytes`].
+    #[inline]
+    pub fn keys(&self) -> &[(KeyId, u32, u32)] {
+        &self.keys
+    }
+
+    /// The union of the keys' Bloom bits.
+    #[inline]
+    pub fn bloom(&self) -> u64 {
+        self.bloom
+    }
+}
+
 /// The fields of one span, captured once; kept in the span's extensions.
 #[derive(Debug)]
 pub struct SpanFields {
     name: &'static str,
-    opened: Instant,
-    fields: Vec<StoredField>,
-    json: Vec<u8>,
+    opened: Option<Instant>,
+    fields: SmallVec<[StoredField; 4]>,
     trace: Option<TraceContext>,
+    /// Renderings by renderer id; nearly always zero or one.
+    rendered: Option<(u64, Rendered)>,
+    rendered_more: Vec<(u64, Rendered)>,
 }
 
 impl SpanFields {
@@ -266,28 +334,47 @@ impl SpanFields {
     pub fn new(attrs: &Attributes<'_>) -> Self {
         let mut this = SpanFields {
             name: attrs.metadata().name(),
-            opened: Instant::now(),
-            fields: Vec::with_capacity(attrs.fields().len()),
-            json: Vec::new(),
+            opened: SPAN_TIMING.load(Ordering::Relaxed).then(Instant::now),
+            fields: SmallVec::new(),
             trace: None,
+            rendered: None,
+            rendered_more: Vec::new(),
         };
         attrs.record(&mut Collector(&mut this.fields));
-        this.encode();
         this
     }
 
     /// Merges values recorded later with `Span::record`; a name recorded again is replaced.
+    /// Drops every [`Rendered`] cache (renderers rebuild theirs in their own `on_record`).
     pub fn record(&mut self, values: &Record<'_>) {
         values.record(&mut Collector(&mut self.fields));
-        self.encode();
+        self.rendered = None;
+        self.rendered_more.clear();
     }
 
-    fn encode(&mut self) {
-        self.json.clear();
-        for f in &mut self.fields {
-            let start = self.json.len() as u32;
-            f.value.write_json(&mut self.json, usize::MAX);
-            f.json = (start, self.json.len() as u32);
+    /// The rendering stored by renderer `id`, if it is current.
+    #[inline]
+    pub fn rendered(&self, id: u64) -> Option<&Rendered> {
+        match &self.rendered {
+            Some((i, r)) if *i == id => Some(r),
+            Some(_) => self
+                .rendered_more
+                .iter()
+                .find(|(i, _)| *i == id)
+                .map(|(_, r)| r),
+            None => None,
+        }
+    }
+
+    /// Stores renderer `id`'s rendering of this span's fields (replacing an older one).
+    pub fn set_rendered(&mut self, id: u64, rendered: Rendered) {
+        match &mut self.rendered {
+            slot @ None => *slot = Some((id, rendered)),
+            Some((i, r)) if *i == id => *r = rendered,
+            Some(_) => match self.rendered_more.iter_mut().find(|(i, _)| *i == id) {
+                Some((_, r)) => *r = rendered,
+                None => self.rendered_more.push((id, rendered)),
+            },
         }
     }
 
@@ -297,9 +384,10 @@ impl SpanFields {
         self.name
     }
 
-    /// When the span was created.
+    /// When the span was created, if some layer asked for span timing with
+    /// [`want_span_timing`] before the span was created.
     #[inline]
-    pub fn opened(&self) -> Instant {
+    pub fn opened(&self) -> Option<Instant> {
         self.opened
     }
 
@@ -317,12 +405,6 @@ impl SpanFields {
             .map(|f| &f.value)
     }
 
-    /// The JSON encoding of a field of this span (computed once, untruncated).
-    #[inline]
-    pub fn json(&self, field: &StoredField) -> &[u8] {
-        &self.json[field.json.0 as usize..field.json.1 as usize]
-    }
-
     /// The span's trace context, if a tracing layer has set it.
     #[inline]
     pub fn trace_context(&self) -> Option<&TraceContext> {
@@ -338,7 +420,7 @@ impl SpanFields {
     }
 }
 
-struct Collector<'a>(&'a mut Vec<StoredField>);
+struct Collector<'a>(&'a mut SmallVec<[StoredField; 4]>);
 
 impl Collector<'_> {
     fn put(&mut self, field: &TracingField, value: FieldValue) {
@@ -348,8 +430,8 @@ impl Collector<'_> {
         } else {
             self.0.push(StoredField {
                 name,
+                index: field.index(),
                 value,
-                json: (0, 0),
             });
         }
     }
@@ -516,7 +598,8 @@ impl KeyId {
     /// This key's bit in a 64-bit Bloom filter.
     #[inline(always)]
     pub fn bloom_bit(&self) -> u64 {
-        let h = (self.head ^ (self.len_tag as u64).rotate_left(40)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let h =
+            (self.head ^ (self.len_tag as u64).rotate_left(40)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         1 << (h >> 58)
     }
 

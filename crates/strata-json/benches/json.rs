@@ -9,7 +9,6 @@ use std::hint::black_box;
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-
 use criterion::{Criterion, criterion_group};
 use tracing::{Dispatch, debug, info, info_span};
 use tracing_subscriber::filter::LevelFilter;
@@ -40,13 +39,13 @@ static GLOBAL: Counting = Counting;
 
 // ---- subscribers under test -------------------------------------------------------------
 
+/// strata-json with a global level filter, like every peer below.
 fn strata() -> Dispatch {
     Dispatch::new(
-        tracing_subscriber::registry().with(
+        tracing_subscriber::registry().with(LevelFilter::INFO).with(
             strata_json::layer()
                 .with_service("bench")
-                .with_writer(io::sink)
-                .with_filter(LevelFilter::INFO),
+                .with_writer(io::sink),
         ),
     )
 }
@@ -130,7 +129,11 @@ fn request_unit() {
         user_id = 424242_u64
     );
     let _r = request.enter();
-    let handler = info_span!("handler", route = "/api/v1/users/{id}/orders", method = "GET");
+    let handler = info_span!(
+        "handler",
+        route = "/api/v1/users/{id}/orders",
+        method = "GET"
+    );
     let _h = handler.enter();
     the_event();
 }
@@ -152,7 +155,11 @@ fn event_in_2_spans(c: &mut Criterion) {
                 user_id = 424242_u64
             );
             let _r = request.enter();
-            let handler = info_span!("handler", route = "/api/v1/users/{id}/orders", method = "GET");
+            let handler = info_span!(
+                "handler",
+                route = "/api/v1/users/{id}/orders",
+                method = "GET"
+            );
             let _h = handler.enter();
             g.bench_function(name, |b| b.iter(the_event));
         });
@@ -194,11 +201,17 @@ fn alloc_report() {
         for _ in 0..1000 {
             f();
         }
-        let (a0, b0) = (ALLOCS.load(Ordering::Relaxed), ALLOC_BYTES.load(Ordering::Relaxed));
+        let (a0, b0) = (
+            ALLOCS.load(Ordering::Relaxed),
+            ALLOC_BYTES.load(Ordering::Relaxed),
+        );
         for _ in 0..N {
             f();
         }
-        let (a1, b1) = (ALLOCS.load(Ordering::Relaxed), ALLOC_BYTES.load(Ordering::Relaxed));
+        let (a1, b1) = (
+            ALLOCS.load(Ordering::Relaxed),
+            ALLOC_BYTES.load(Ordering::Relaxed),
+        );
         ((a1 - a0) as f64 / N as f64, (b1 - b0) as f64 / N as f64)
     }
     println!("allocations per op (count, bytes):");
@@ -211,7 +224,11 @@ fn alloc_report() {
                 user_id = 424242_u64
             );
             let _r = request.enter();
-            let handler = info_span!("handler", route = "/api/v1/users/{id}/orders", method = "GET");
+            let handler = info_span!(
+                "handler",
+                route = "/api/v1/users/{id}/orders",
+                method = "GET"
+            );
             let _h = handler.enter();
             per_op(&mut the_event)
         });

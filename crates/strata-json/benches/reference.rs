@@ -6,7 +6,6 @@ use std::hint::black_box;
 use std::io::{self, Write};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-
 fn str_val(buf: &mut Vec<u8>, s: &str) {
     buf.push(b'"');
     if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {

@@ -1,6 +1,6 @@
 //! A tight loop of the benchmark's event, for profilers (`perf record`, callgrind).
 //!
-//! Run with `cargo run --release -p strata-json --example profile_loop -- [global|per-layer|reference] [N]`.
+//! Run with `cargo run --release -p strata-json --example profile_loop -- [global|per-layer|unit|unit-global|reference] [N]`.
 use tracing::info;
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::prelude::*;
@@ -12,31 +12,105 @@ mod reference;
 fn main() {
     let mut args = std::env::args().skip(1);
     let mode = args.next().unwrap_or_else(|| "per-layer".into());
-    let n: u64 = args.next().and_then(|s| s.parse().ok()).unwrap_or(2_000_000);
+    let n: u64 = args
+        .next()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2_000_000);
     if mode == "reference" {
         let mut buf = Vec::with_capacity(512);
         let t = std::time::Instant::now();
         for _ in 0..n {
             reference::line(&mut buf);
         }
-        eprintln!("reference: {:.1} ns/line", t.elapsed().as_nanos() as f64 / n as f64);
+        eprintln!(
+            "reference: {:.1} ns/line",
+            t.elapsed().as_nanos() as f64 / n as f64
+        );
         return;
     }
-    let layer = strata_json::layer().with_service("bench").with_writer(std::io::sink);
-    let dispatch = if mode == "global" {
-        tracing::Dispatch::new(tracing_subscriber::registry().with(LevelFilter::INFO).with(layer))
+    let layer = strata_json::layer()
+        .with_service("bench")
+        .with_writer(std::io::sink);
+    let dispatch = if mode == "unit-bare" {
+        tracing::Dispatch::new(tracing_subscriber::registry().with(LevelFilter::INFO))
+    } else if mode == "unit-json-subscriber" {
+        tracing::Dispatch::new(
+            json_subscriber::fmt()
+                .flatten_event(true)
+                .with_current_span(true)
+                .with_span_list(true)
+                .with_writer(std::io::sink)
+                .with_max_level(LevelFilter::INFO)
+                .finish(),
+        )
+    } else if mode == "global" || mode == "unit-global" {
+        tracing::Dispatch::new(
+            tracing_subscriber::registry()
+                .with(LevelFilter::INFO)
+                .with(layer),
+        )
     } else {
-        tracing::Dispatch::new(tracing_subscriber::registry().with(layer.with_filter(LevelFilter::INFO)))
+        tracing::Dispatch::new(
+            tracing_subscriber::registry().with(layer.with_filter(LevelFilter::INFO)),
+        )
     };
+    if mode.starts_with("unit") {
+        tracing::dispatcher::with_default(&dispatch, || {
+            let t = std::time::Instant::now();
+            for _ in 0..n {
+                let request = tracing::info_span!(
+                    "request",
+                    request_id = "67e55044-10b1-426f-9247-bb680e5fe0c8",
+                    user_id = 424242_u64
+                );
+                let _r = request.enter();
+                let handler = tracing::info_span!(
+                    "handler",
+                    route = "/api/v1/users/{id}/orders",
+                    method = "GET"
+                );
+                let _h = handler.enter();
+                info!(
+                    client = "203.0.113.42:51234",
+                    status = 200_u16,
+                    latency_ms = 12.625_f64,
+                    cache_hit = true,
+                    "request completed"
+                );
+            }
+            eprintln!(
+                "{mode}: {:.1} ns/request",
+                t.elapsed().as_nanos() as f64 / n as f64
+            );
+        });
+        return;
+    }
     tracing::dispatcher::with_default(&dispatch, || {
-        let request = tracing::info_span!("request", request_id = "67e55044-10b1-426f-9247-bb680e5fe0c8", user_id = 424242_u64);
+        let request = tracing::info_span!(
+            "request",
+            request_id = "67e55044-10b1-426f-9247-bb680e5fe0c8",
+            user_id = 424242_u64
+        );
         let _r = request.enter();
-        let handler = tracing::info_span!("handler", route = "/api/v1/users/{id}/orders", method = "GET");
+        let handler = tracing::info_span!(
+            "handler",
+            route = "/api/v1/users/{id}/orders",
+            method = "GET"
+        );
         let _h = handler.enter();
         let t = std::time::Instant::now();
         for _ in 0..n {
-            info!(client = "203.0.113.42:51234", status = 200_u16, latency_ms = 12.625_f64, cache_hit = true, "request completed");
+            info!(
+                client = "203.0.113.42:51234",
+                status = 200_u16,
+                latency_ms = 12.625_f64,
+                cache_hit = true,
+                "request completed"
+            );
         }
-        eprintln!("{mode}: {:.1} ns/event", t.elapsed().as_nanos() as f64 / n as f64);
+        eprintln!(
+            "{mode}: {:.1} ns/event",
+            t.elapsed().as_nanos() as f64 / n as f64
+        );
     });
 }

@@ -25,7 +25,12 @@ impl<S: tracing::Subscriber + for<'a> LookupSpan<'a>> tracing_subscriber::Layer<
 }
 
 fn main() {
-    for preset in [Preset::Default, Preset::Ecs, Preset::Gcp, Preset::OpenTelemetry] {
+    for preset in [
+        Preset::Default,
+        Preset::Ecs,
+        Preset::Gcp,
+        Preset::OpenTelemetry,
+    ] {
         let layer = strata_json::layer()
             .with_preset(preset)
             .with_service("payment_api")
@@ -34,7 +39,8 @@ fn main() {
             .with_gcp_project("my-proj");
         let sub = tracing_subscriber::registry().with(layer).with(FixedTrace);
         tracing::subscriber::with_default(sub, || {
-            let span = tracing::info_span!("request", request_id = "0193a5c2", user_id = 314159_u64);
+            let span =
+                tracing::info_span!("request", request_id = "0193a5c2", user_id = 314159_u64);
             let _e = span.enter();
             tracing::info!(
                 target: "payments::charge",

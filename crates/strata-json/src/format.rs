@@ -2,18 +2,18 @@
 
 use std::cell::RefCell;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
+use smallvec::SmallVec;
 use strata_core::encode;
-use strata_core::store::{self, head_word, KeyId, KeySet, SpanFields, StoredField, TraceContext};
-use strata_core::{Severity, CRITICAL_FIELD, RESERVED_PREFIX};
+use strata_core::store::{self, KeyId, KeySet, Rendered, SpanFields, TraceContext};
+use strata_core::{CRITICAL_FIELD, RESERVED_PREFIX, Severity};
 use tracing_core::field::{Field, Visit};
 use tracing_core::{Event, Metadata, Subscriber};
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
-use crate::time::{unix_nanos, Clock};
+use crate::time::{Clock, unix_nanos};
 
 /// The shape of the JSON object: strata's default schema or a mapping of the same record to
 /// another well-known schema.
@@ -57,8 +57,16 @@ const DEFAULT_NAMES: Names = Names {
     line: "line",
     thread: "thread",
     base_reserved: &[
-        "timestamp", "level", "service", "env", "version", "target", "event", "message",
-        "trace_id", "span_id",
+        "timestamp",
+        "level",
+        "service",
+        "env",
+        "version",
+        "target",
+        "event",
+        "message",
+        "trace_id",
+        "span_id",
     ],
     reserved_prefix: None,
 };
@@ -71,10 +79,28 @@ const ECS_NAMES: Names = Names {
     line: "log.origin.file.line",
     thread: "process.thread.name",
     base_reserved: &[
-        "@timestamp", "log.level", "message", "ecs.version", "service.name",
-        "service.environment", "service.version", "log.logger", "event.action", "trace.id",
-        "span.id", "span.name", "log.origin.file.name", "log.origin.file.line",
-        "process.thread.name", "log", "service", "ecs", "trace", "span", "process", "event",
+        "@timestamp",
+        "log.level",
+        "message",
+        "ecs.version",
+        "service.name",
+        "service.environment",
+        "service.version",
+        "log.logger",
+        "event.action",
+        "trace.id",
+        "span.id",
+        "span.name",
+        "log.origin.file.name",
+        "log.origin.file.line",
+        "process.thread.name",
+        "log",
+        "service",
+        "ecs",
+        "trace",
+        "span",
+        "process",
+        "event",
     ],
     reserved_prefix: None,
 };
@@ -87,8 +113,15 @@ const GCP_NAMES: Names = Names {
     line: "line",
     thread: "thread",
     base_reserved: &[
-        "timestamp", "time", "severity", "message", "target", "event", "serviceContext",
-        "httpRequest", "env",
+        "timestamp",
+        "time",
+        "severity",
+        "message",
+        "target",
+        "event",
+        "serviceContext",
+        "httpRequest",
+        "env",
     ],
     reserved_prefix: Some("logging.googleapis.com/"),
 };
@@ -143,11 +176,6 @@ pub struct JsonFormat {
     /// Identifies this configuration in per-span caches; changes with every setter that
     /// changes how a span field renders.
     id: u64,
-}
-
-fn next_format_id() -> u64 {
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 impl Default for JsonFormat {
@@ -236,7 +264,7 @@ impl JsonFormat {
     #[must_use]
     pub fn with_max_field_len(mut self, bytes: usize) -> Self {
         self.max_field_len = bytes;
-        self.id = next_format_id();
+        self.id = store::next_renderer_id();
         self
     }
 
@@ -288,7 +316,7 @@ impl JsonFormat {
         }
         self.reserved = reserved.into_iter().map(|k| KeyId::new(false, k)).collect();
         self.reserved_bloom = self.reserved.iter().fold(0, |b, k| b | k.bloom_bit());
-        self.id = next_format_id();
+        self.id = store::next_renderer_id();
 
         let s = &mut self.statics;
         s.clear();
@@ -384,33 +412,34 @@ impl JsonFormat {
         S: for<'a> LookupSpan<'a>,
     {
         let mut ext = span.extensions_mut();
-        let Some(sf) = ext.get_mut::<SpanFields>() else { return };
-        let sf: &SpanFields = sf;
-        let mut frag = Fragment::default();
-        for f in sf.fields() {
-            let key = self.user_key(f.name());
-            let start = frag.bytes.len() as u32;
-            write_user_key(&mut frag.bytes, key.tag(), f.name());
-            self.write_span_value(&mut frag.bytes, sf, f);
-            frag.bloom |= key.bloom_bit();
-            frag.keys.push((key, start, frag.bytes.len() as u32));
-        }
-        match ext.get_mut::<JsonSpan>() {
-            Some(js) => match js.0.iter_mut().find(|(id, _)| *id == self.id) {
-                Some(slot) => slot.1 = frag,
-                None => js.0.push((self.id, frag)),
-            },
-            None => ext.insert(JsonSpan(vec![(self.id, frag)])),
-        }
-    }
-
-    #[inline]
-    fn write_span_value(&self, buf: &mut Vec<u8>, sf: &SpanFields, f: &StoredField) {
-        if f.value().longest_text() > self.max_field_len {
-            f.value().write_json(buf, self.max_field_len);
-        } else {
-            buf.extend_from_slice(sf.json(f));
-        }
+        let Some(sf) = ext.get_mut::<SpanFields>() else {
+            return;
+        };
+        let r = with_scratch(|s| {
+            let cs = s.callsites.get(self, span.metadata());
+            let mut keys: SmallVec<[(KeyId, u32, u32); 8]> = SmallVec::new();
+            let buf = &mut s.fields;
+            buf.clear();
+            for f in sf.fields() {
+                let start = buf.len() as u32;
+                let key = match cs.roles.get(f.index()) {
+                    Some(&Role::User(key, a, b)) if key.name() == f.name() => {
+                        buf.extend_from_slice(&cs.keys[a as usize..b as usize]);
+                        key
+                    }
+                    _ => {
+                        let key = self.user_key(f.name());
+                        write_user_key(buf, key.tag(), f.name());
+                        key
+                    }
+                };
+                f.value().write_json(buf, self.max_field_len);
+                keys.push((key, start, buf.len() as u32));
+            }
+            s.callsites.put(cs);
+            Rendered::new(buf, &keys)
+        });
+        sf.set_rendered(self.id, r);
     }
 
     /// Renders `event` as one JSON line (with its trailing newline) appended to `out`.
@@ -440,16 +469,18 @@ impl JsonFormat {
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
         let meta = event.metadata();
-        s.begin(self, meta, Severity::of(meta));
+        let cs = s.callsites.get(self, meta);
+        s.begin(self, &cs.target, Severity::of(meta));
         let mut v = EventVisitor {
-            fmt: self,
+            names: self.preset.names(),
+            max: self.max_field_len,
+            cs: &cs,
             line: &mut s.line,
             fields: &mut s.fields,
             keys: &mut s.keys,
-            message_done: false,
-            event_done: false,
         };
         event.record(&mut v);
+        s.callsites.put(cs);
         let span = ctx.event_span(event);
         let mut trace = None;
         if let Some(span) = &span {
@@ -463,11 +494,17 @@ impl JsonFormat {
         S: for<'a> LookupSpan<'a>,
     {
         let meta = span.metadata();
-        s.begin(self, meta, Severity::from(*meta.level()));
+        let cs = s.callsites.get(self, meta);
+        s.begin(self, &cs.target, Severity::from(*meta.level()));
+        s.callsites.put(cs);
         let n = self.preset.names();
         let (line, fields, keys) = (&mut s.line, &mut s.fields, &mut s.keys);
         write_key(line, n.message);
-        encode::write_display(line, &format_args!("{} closed", span.name()), self.max_field_len);
+        encode::write_display(
+            line,
+            &format_args!("{} closed", span.name()),
+            self.max_field_len,
+        );
         write_key(line, n.event);
         encode::write_str(line, "span_close");
         keys.insert(false, "duration_ms");
@@ -481,7 +518,12 @@ impl JsonFormat {
     /// Appends the fields of `span` and its ancestors to `s.fields`, skipping names already
     /// written; returns the innermost trace context. With `inherit_only == false` the span's
     /// own fields are treated like an event's (prefixed on a clash instead of hidden).
-    fn span_fields<S>(&self, span: &SpanRef<'_, S>, s: &mut Scratch, inherit_only: bool) -> Option<TraceContext>
+    fn span_fields<S>(
+        &self,
+        span: &SpanRef<'_, S>,
+        s: &mut Scratch,
+        inherit_only: bool,
+    ) -> Option<TraceContext>
     where
         S: for<'a> LookupSpan<'a>,
     {
@@ -489,34 +531,32 @@ impl JsonFormat {
         let mut want_trace = store::trace_context_in_use();
         for (depth, sp) in span.scope().enumerate() {
             let ext = sp.extensions();
+            let Some(sf) = ext.get::<SpanFields>() else {
+                continue;
+            };
             if want_trace {
-                if let Some(t) = ext.get::<SpanFields>().and_then(|sf| sf.trace_context()) {
+                if let Some(t) = sf.trace_context() {
                     trace = Some(*t);
                     want_trace = false;
                 }
             }
             let own = !inherit_only && depth == 0;
-            let cached = if own {
-                None
-            } else {
-                ext.get::<JsonSpan>()
-                    .and_then(|js| js.0.iter().find(|(id, _)| *id == self.id))
-            };
-            if let Some((_, frag)) = cached {
-                if frag.bloom & s.keys.bloom() == 0 {
+            let cached = if own { None } else { sf.rendered(self.id) };
+            if let Some(frag) = cached {
+                if frag.bloom() & s.keys.bloom() == 0 {
                     // No name of this span is taken yet: copy the whole span at once.
-                    s.fields.extend_from_slice(&frag.bytes);
-                    s.keys.extend_absent(frag.keys.iter().map(|k| k.0));
+                    s.fields.extend_from_slice(frag.bytes());
+                    s.keys.extend_absent(frag.keys().iter().map(|k| k.0));
                 } else {
-                    for &(key, a, b) in &frag.keys {
+                    for &(key, a, b) in frag.keys() {
                         if s.keys.insert_id(key) {
-                            s.fields.extend_from_slice(&frag.bytes[a as usize..b as usize]);
+                            s.fields
+                                .extend_from_slice(&frag.bytes()[a as usize..b as usize]);
                         }
                     }
                 }
                 continue;
             }
-            let Some(sf) = ext.get::<SpanFields>() else { continue };
             for f in sf.fields() {
                 let key = self.user_key(f.name());
                 let key = if own {
@@ -528,20 +568,28 @@ impl JsonFormat {
                 };
                 let Some(key) = key else { continue };
                 write_user_key(&mut s.fields, key.tag(), f.name());
-                self.write_span_value(&mut s.fields, sf, f);
+                f.value().write_json(&mut s.fields, self.max_field_len);
             }
         }
         trace
     }
 
     /// Writes the span name, trace context, fields and extras, and closes the line.
-    fn finish(&self, meta: &Metadata<'_>, span_name: Option<&str>, trace: Option<TraceContext>, s: &mut Scratch) {
+    fn finish(
+        &self,
+        meta: &Metadata<'_>,
+        span_name: Option<&str>,
+        trace: Option<TraceContext>,
+        s: &mut Scratch,
+    ) {
         let n = self.preset.names();
         let (line, fields) = (&mut s.line, &mut s.fields);
         if self.file_line {
             if let Some(file) = meta.file() {
                 if self.preset == Preset::Gcp {
-                    fields.extend_from_slice(b",\"logging.googleapis.com/sourceLocation\":{\"file\":");
+                    fields.extend_from_slice(
+                        b",\"logging.googleapis.com/sourceLocation\":{\"file\":",
+                    );
                     encode::write_str(fields, file);
                     if let Some(l) = meta.line() {
                         fields.extend_from_slice(b",\"line\":\"");
@@ -666,18 +714,6 @@ fn event_key(keys: &mut KeySet, key: KeyId) -> Option<KeyId> {
     }
 }
 
-/// The rendering of one span's own fields for one format: `,"key":value` fragments.
-#[derive(Debug, Default)]
-struct Fragment {
-    bytes: Vec<u8>,
-    keys: Vec<(KeyId, u32, u32)>,
-    bloom: u64,
-}
-
-/// Per-span caches of [`Fragment`]s, one per format (usually exactly one), in span extensions.
-#[derive(Debug)]
-struct JsonSpan(Vec<(u64, Fragment)>);
-
 /// Per-thread buffers reused for every line, so steady-state rendering allocates nothing.
 #[derive(Debug, Default)]
 pub(crate) struct Scratch {
@@ -685,11 +721,12 @@ pub(crate) struct Scratch {
     fields: Vec<u8>,
     keys: KeySet,
     clock: Clock,
+    callsites: CallsiteCache,
 }
 
 impl Scratch {
     /// Clears the buffers and writes the line's header: time, level, statics, target.
-    fn begin(&mut self, fmt: &JsonFormat, meta: &Metadata<'_>, sev: Severity) {
+    fn begin(&mut self, fmt: &JsonFormat, target: &[u8], sev: Severity) {
         self.line.clear();
         self.fields.clear();
         self.keys.clear();
@@ -731,12 +768,12 @@ impl Scratch {
                 encode::write_int(line, sev.otel_number());
                 line.extend_from_slice(&fmt.statics);
                 line.extend_from_slice(b",\"InstrumentationScope\":{\"Name\":");
-                encode::write_str(line, meta.target());
+                line.extend_from_slice(target);
                 line.push(b'}');
                 return;
             }
         }
-        encode::write_str(line, meta.target());
+        line.extend_from_slice(target);
     }
 }
 
@@ -765,40 +802,132 @@ pub(crate) fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
     }
 }
 
+/// What the fields of one callsite become in one format: computed once per callsite, format
+/// and thread, so an event neither compares nor escapes its field names.
+#[derive(Debug)]
+struct CallsiteKeys {
+    meta: usize,
+    format: u64,
+    /// The target as a JSON string.
+    target: Vec<u8>,
+    /// Per field index.
+    roles: Vec<Role>,
+    /// `,"key":` fragments of the user fields.
+    keys: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Role {
+    Message,
+    Event,
+    /// The CRITICAL marker, or a name repeated so often that even its prefixed form is taken.
+    Skip,
+    /// A user field written under `KeyId`, its `,"key":` at `keys[a..b]`.
+    User(KeyId, u32, u32),
+}
+
+impl CallsiteKeys {
+    fn build(fmt: &JsonFormat, meta: &'static Metadata<'static>) -> CallsiteKeys {
+        let mut cs = CallsiteKeys {
+            meta: meta as *const _ as usize,
+            format: fmt.id,
+            target: Vec::new(),
+            roles: Vec::with_capacity(meta.fields().len()),
+            keys: Vec::new(),
+        };
+        encode::write_str(&mut cs.target, meta.target());
+        let mut set = KeySet::default();
+        // Only events have a message and an event name; for spans those are plain user fields.
+        let (mut message, mut event) = (meta.is_span(), meta.is_span());
+        for field in meta.fields() {
+            let name = field.name();
+            let role = if name == "message" && !message {
+                message = true;
+                Role::Message
+            } else if name == "event" && !event {
+                event = true;
+                Role::Event
+            } else if name == CRITICAL_FIELD {
+                Role::Skip
+            } else if let Some(key) = event_key(&mut set, fmt.user_key(name)) {
+                let a = cs.keys.len() as u32;
+                write_user_key(&mut cs.keys, key.tag(), name);
+                Role::User(key, a, cs.keys.len() as u32)
+            } else {
+                Role::Skip
+            };
+            cs.roles.push(role);
+        }
+        cs
+    }
+}
+
+/// A small direct-mapped per-thread cache of [`CallsiteKeys`].
+#[derive(Debug, Default)]
+struct CallsiteCache {
+    slots: Vec<Option<Box<CallsiteKeys>>>,
+}
+
+const CALLSITE_SLOTS: usize = 256;
+
+impl CallsiteCache {
+    #[inline]
+    fn slot(meta: usize) -> usize {
+        (meta.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) % CALLSITE_SLOTS
+    }
+
+    /// Takes the entry for `meta` out of the cache (building it on a miss); give it back with
+    /// [`CallsiteCache::put`].
+    #[inline]
+    fn get(&mut self, fmt: &JsonFormat, meta: &'static Metadata<'static>) -> Box<CallsiteKeys> {
+        let addr = meta as *const _ as usize;
+        if self.slots.is_empty() {
+            self.slots.resize_with(CALLSITE_SLOTS, || None);
+        }
+        match self.slots[Self::slot(addr)].take() {
+            Some(cs) if cs.meta == addr && cs.format == fmt.id => cs,
+            _ => Box::new(CallsiteKeys::build(fmt, meta)),
+        }
+    }
+
+    #[inline]
+    fn put(&mut self, cs: Box<CallsiteKeys>) {
+        let i = Self::slot(cs.meta);
+        self.slots[i] = Some(cs);
+    }
+}
+
 struct EventVisitor<'a> {
-    fmt: &'a JsonFormat,
+    names: &'static Names,
+    max: usize,
+    cs: &'a CallsiteKeys,
     line: &'a mut Vec<u8>,
     fields: &'a mut Vec<u8>,
     keys: &'a mut KeySet,
-    message_done: bool,
-    event_done: bool,
 }
 
 impl EventVisitor<'_> {
     /// Writes the key for `field` and returns the buffer its value goes to, or `None` to skip.
     #[inline]
     fn begin(&mut self, field: &Field) -> Option<&mut Vec<u8>> {
-        const MESSAGE: u64 = u64::from_le_bytes(*b"message\0");
-        const EVENT: u64 = u64::from_le_bytes(*b"event\0\0\0");
-        const CRITICAL: u64 = u64::from_le_bytes(*b"strata.c");
-        let name = field.name();
-        let head = head_word(name);
-        if head == MESSAGE && name.len() == 7 && !self.message_done {
-            self.message_done = true;
-            write_key(self.line, self.fmt.preset.names().message);
-            return Some(self.line);
+        match *self.cs.roles.get(field.index())? {
+            Role::Message => {
+                write_key(self.line, self.names.message);
+                Some(self.line)
+            }
+            Role::Event => {
+                write_key(self.line, self.names.event);
+                Some(self.line)
+            }
+            Role::Skip => None,
+            Role::User(key, a, b) => {
+                // Names were de-duplicated when the callsite was first seen.
+                self.keys.extend_absent([key]);
+                self.fields
+                    .extend_from_slice(&self.cs.keys[a as usize..b as usize]);
+                Some(self.fields)
+            }
         }
-        if head == EVENT && name.len() == 5 && !self.event_done {
-            self.event_done = true;
-            write_key(self.line, self.fmt.preset.names().event);
-            return Some(self.line);
-        }
-        if head == CRITICAL && name == CRITICAL_FIELD {
-            return None;
-        }
-        let key = event_key(self.keys, self.fmt.user_key(name))?;
-        write_user_key(self.fields, key.tag(), name);
-        Some(self.fields)
     }
 }
 
@@ -834,25 +963,25 @@ impl Visit for EventVisitor<'_> {
         }
     }
     fn record_str(&mut self, field: &Field, value: &str) {
-        let max = self.fmt.max_field_len;
+        let max = self.max;
         if let Some(b) = self.begin(field) {
             encode::write_str_truncated(b, value, max);
         }
     }
     fn record_bytes(&mut self, field: &Field, value: &[u8]) {
-        let max = self.fmt.max_field_len;
+        let max = self.max;
         if let Some(b) = self.begin(field) {
             encode::write_bytes_lossy(b, value, max);
         }
     }
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        let max = self.fmt.max_field_len;
+        let max = self.max;
         if let Some(b) = self.begin(field) {
             store::write_live_error(b, value, max);
         }
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        let max = self.fmt.max_field_len;
+        let max = self.max;
         if let Some(b) = self.begin(field) {
             encode::write_debug(b, value, max);
         }

@@ -97,10 +97,10 @@ mod time;
 
 use std::fmt;
 use std::io::{self, Write};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-pub use format::{default_service_name, JsonFormat, Preset, DEFAULT_MAX_FIELD_LEN, ECS_VERSION};
+pub use format::{DEFAULT_MAX_FIELD_LEN, ECS_VERSION, JsonFormat, Preset, default_service_name};
 
 use strata_core::store;
 use tracing_core::span::{Attributes, Id, Record};
@@ -159,7 +159,10 @@ impl fmt::Debug for JsonLayer {
         f.debug_struct("JsonLayer")
             .field("format", &self.format)
             .field("span_close", &self.span_close)
-            .field("write_errors", &self.counters.write_errors.load(Ordering::Relaxed))
+            .field(
+                "write_errors",
+                &self.counters.write_errors.load(Ordering::Relaxed),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -280,7 +283,9 @@ impl JsonLayer {
             self.counters.write_errors.fetch_add(1, Ordering::Relaxed);
             if !self.counters.reported.swap(true, Ordering::Relaxed) {
                 // The log itself is what failed: say so once on stderr, count the rest.
-                eprintln!("strata-json: writing a log line failed: {e}; further failures are only counted");
+                eprintln!(
+                    "strata-json: writing a log line failed: {e}; further failures are only counted"
+                );
             }
         }
     }
@@ -308,6 +313,12 @@ impl<S> Layer<S> for JsonLayer
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
+    fn on_layer(&mut self, _subscriber: &mut S) {
+        if self.span_close {
+            store::want_span_timing();
+        }
+    }
+
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         store::on_new_span(attrs, id, &ctx);
         if let Some(span) = ctx.span(id) {
@@ -337,7 +348,7 @@ where
         let opened = span
             .extensions()
             .get::<store::SpanFields>()
-            .map(|f| f.opened());
+            .and_then(|f| f.opened());
         let Some(opened) = opened else { return };
         format::with_scratch(|s| {
             self.format.render_close(&span, opened.elapsed(), s);

@@ -44,7 +44,9 @@ impl Clock {
 
 /// Nanoseconds since the Unix epoch.
 pub(crate) fn unix_nanos(now: SystemTime) -> u128 {
-    now.duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos()
+    now.duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos()
 }
 
 /// `YYYY-MM-DDTHH:MM:SS` for a count of seconds since the epoch (proleptic Gregorian, UTC).

@@ -2,10 +2,10 @@
 
 mod support;
 
-use serde_json::{json, Value};
-use strata_core::{critical, log_error, Classify, ErrorClass};
-use strata_json::{layer, Preset};
-use support::{capture, Capture};
+use serde_json::{Value, json};
+use strata_core::{Classify, ErrorClass, critical, log_error};
+use strata_json::{Preset, layer};
+use support::{Capture, capture};
 use tracing::{info, info_span, warn};
 use tracing_subscriber::prelude::*;
 
@@ -16,18 +16,35 @@ fn obj(v: &Value) -> &serde_json::Map<String, Value> {
 #[test]
 fn default_schema_has_the_documented_keys_in_order() {
     let lines = capture(
-        layer().with_service("payment_api").with_env("production").with_version("1.4.2"),
+        layer()
+            .with_service("payment_api")
+            .with_env("production")
+            .with_version("1.4.2"),
         || {
             let req = info_span!("request", request_id = "0193a5c2", user_id = 314159_u64);
             let _r = req.enter();
-            info!(event = "charge_created", duration_ms = 142, status_code = 200, "Payment successful");
+            info!(
+                event = "charge_created",
+                duration_ms = 142,
+                status_code = 200,
+                "Payment successful"
+            );
         },
     );
     assert_eq!(lines.len(), 1);
     let l = &lines[0];
     let keys: Vec<&str> = obj(l).keys().map(String::as_str).collect();
     // serde_json's map is sorted; check content, then check raw order separately below.
-    for k in ["timestamp", "level", "service", "env", "version", "target", "event", "message"] {
+    for k in [
+        "timestamp",
+        "level",
+        "service",
+        "env",
+        "version",
+        "target",
+        "event",
+        "message",
+    ] {
         assert!(keys.contains(&k), "missing {k} in {l}");
     }
     assert_eq!(l["level"], "INFO");
@@ -50,10 +67,14 @@ fn default_schema_has_the_documented_keys_in_order() {
 #[test]
 fn header_keys_come_first_in_the_written_line() {
     let cap = Capture::default();
-    let sub = tracing_subscriber::registry().with(layer().with_service("s").with_writer(cap.clone()));
+    let sub =
+        tracing_subscriber::registry().with(layer().with_service("s").with_writer(cap.clone()));
     tracing::subscriber::with_default(sub, || info!(a = 1, "m"));
     let raw = &cap.writes()[0];
-    let pos = |k: &str| raw.find(&format!("\"{k}\":")).unwrap_or_else(|| panic!("{k} in {raw}"));
+    let pos = |k: &str| {
+        raw.find(&format!("\"{k}\":"))
+            .unwrap_or_else(|| panic!("{k} in {raw}"))
+    };
     assert!(pos("timestamp") < pos("level"));
     assert!(pos("level") < pos("service"));
     assert!(pos("service") < pos("target"));
@@ -81,7 +102,11 @@ fn event_beats_span_and_child_beats_parent() {
 #[test]
 fn span_record_updates_instead_of_duplicating() {
     let lines = capture(layer(), || {
-        let req = info_span!("request", user_id = tracing::field::Empty, status_code = tracing::field::Empty);
+        let req = info_span!(
+            "request",
+            user_id = tracing::field::Empty,
+            status_code = tracing::field::Empty
+        );
         let _r = req.enter();
         info!("before login");
         req.record("user_id", 7);
@@ -90,7 +115,10 @@ fn span_record_updates_instead_of_duplicating() {
         let child = info_span!("db");
         child.in_scope(|| info!("after login"));
     });
-    assert!(obj(&lines[0]).get("user_id").is_none(), "empty fields are not written");
+    assert!(
+        obj(&lines[0]).get("user_id").is_none(),
+        "empty fields are not written"
+    );
     assert_eq!(lines[1]["user_id"], 8);
     assert_eq!(lines[1]["status_code"], 200);
 }
@@ -98,16 +126,30 @@ fn span_record_updates_instead_of_duplicating() {
 #[test]
 fn reserved_names_are_prefixed_never_dropped() {
     let lines = capture(layer().with_service("svc"), || {
-        let sp = info_span!("s", message = "span message", level = "span level", target = "t");
+        let sp = info_span!(
+            "s",
+            message = "span message",
+            level = "span level",
+            target = "t"
+        );
         let _e = sp.enter();
-        info!(timestamp = "user ts", level = 5, service = "user svc", fields.x = 1, "real message");
+        info!(
+            timestamp = "user ts",
+            level = 5,
+            service = "user svc",
+            fields.x = 1,
+            "real message"
+        );
     });
     let l = &lines[0];
     assert_eq!(l["message"], "real message");
     assert_eq!(l["level"], "INFO");
     assert_eq!(l["service"], "svc");
     assert_eq!(l["fields.timestamp"], "user ts");
-    assert_eq!(l["fields.level"], 5, "event beats span for the prefixed key too");
+    assert_eq!(
+        l["fields.level"], 5,
+        "event beats span for the prefixed key too"
+    );
     assert_eq!(l["fields.service"], "user svc");
     assert_eq!(l["fields.fields.x"], 1);
     assert_eq!(l["fields.message"], "span message");
@@ -163,7 +205,10 @@ fn errors_render_with_type_message_and_chain() {
             "chain": [{"type": "std::io::Error", "message": "read timed out after 5s"}]
         })
     );
-    assert_eq!(lines[1]["error"], json!({"type": "std::io::Error", "message": "disk full", "chain": []}));
+    assert_eq!(
+        lines[1]["error"],
+        json!({"type": "std::io::Error", "message": "disk full", "chain": []})
+    );
 }
 
 #[test]
@@ -174,7 +219,11 @@ fn critical_events_are_critical_and_the_marker_is_hidden() {
     });
     assert_eq!(lines[0]["level"], "CRITICAL");
     assert_eq!(lines[0]["db"], "primary");
-    assert!(!obj(&lines[0]).keys().any(|k| k.contains("critical")), "{}", lines[0]);
+    assert!(
+        !obj(&lines[0]).keys().any(|k| k.contains("critical")),
+        "{}",
+        lines[0]
+    );
     assert_eq!(lines[1]["level"], "ERROR");
 }
 
@@ -219,13 +268,19 @@ fn file_line_and_thread_are_optional() {
 #[test]
 fn hostile_values_cannot_forge_lines_or_break_json() {
     let cap = Capture::default();
-    let sub = tracing_subscriber::registry().with(layer().with_max_field_len(64).with_writer(cap.clone()));
+    let sub = tracing_subscriber::registry()
+        .with(layer().with_max_field_len(64).with_writer(cap.clone()));
     let forged = "ok\n{\"level\":\"CRITICAL\",\"message\":\"forged\"}\r\n\x1b[2J\x00\u{7f}\"\\";
     let huge = "x".repeat(10_000);
     tracing::subscriber::with_default(sub, || {
         info!(user_input = forged, "{}", forged);
         info!(big = %huge, "huge");
-        info!(nan = f64::NAN, inf = f64::INFINITY, ninf = f64::NEG_INFINITY, "floats");
+        info!(
+            nan = f64::NAN,
+            inf = f64::INFINITY,
+            ninf = f64::NEG_INFINITY,
+            "floats"
+        );
         info!(bytes = &b"abc\xff\xfedef"[..], "bytes");
         info!(big = huge.as_str(), "huge str");
         let wide = "é".repeat(100);
@@ -236,15 +291,28 @@ fn hostile_values_cannot_forge_lines_or_break_json() {
     assert_eq!(writes.len(), 7, "one write per event: {writes:?}");
     let lines: Vec<Value> = writes.iter().map(|w| support::parse_line(w)).collect();
     assert_eq!(lines[0]["level"], "INFO");
-    assert!(lines[0]["user_input"].as_str().unwrap().starts_with("ok\n{"));
+    assert!(
+        lines[0]["user_input"]
+            .as_str()
+            .unwrap()
+            .starts_with("ok\n{")
+    );
     assert!(!writes[0].contains('\x1b') && !writes[0].contains('\0'));
     let big = lines[1]["big"].as_str().unwrap();
-    assert!(big.starts_with(&"x".repeat(64)) && big.ends_with("…[truncated 9936 bytes]"), "{big}");
+    assert!(
+        big.starts_with(&"x".repeat(64)) && big.ends_with("…[truncated 9936 bytes]"),
+        "{big}"
+    );
     assert_eq!(lines[2]["nan"], "NaN");
     assert_eq!(lines[2]["inf"], "Infinity");
     assert_eq!(lines[2]["ninf"], "-Infinity");
     assert_eq!(lines[3]["bytes"], "abc\u{FFFD}\u{FFFD}def");
-    assert!(lines[4]["big"].as_str().unwrap().ends_with("…[truncated 9936 bytes]"));
+    assert!(
+        lines[4]["big"]
+            .as_str()
+            .unwrap()
+            .ends_with("…[truncated 9936 bytes]")
+    );
     let wide = lines[5]["wide"].as_str().unwrap();
     assert_eq!(wide, format!("{}…[truncated 136 bytes]", "é".repeat(32)));
     assert_eq!(lines[6]["debug"], format!("{:?}", vec!["a\nb"; 3]));
@@ -293,7 +361,12 @@ fn threads_never_interleave_and_each_line_is_one_write() {
 fn presets_map_the_same_record() {
     let run = |p: Preset| {
         capture(
-            layer().with_preset(p).with_service("api").with_env("prod").with_version("2.0").with_file_line(true),
+            layer()
+                .with_preset(p)
+                .with_service("api")
+                .with_env("prod")
+                .with_version("2.0")
+                .with_file_line(true),
             || {
                 info_span!("request", request_id = "r-9").in_scope(|| {
                     info!(event = "login", user_id = 5, "User logged in");
@@ -317,7 +390,10 @@ fn presets_map_the_same_record() {
 
     let gcp = run(Preset::Gcp);
     assert_eq!(gcp["severity"], "INFO");
-    assert_eq!(gcp["serviceContext"], json!({"service": "api", "version": "2.0"}));
+    assert_eq!(
+        gcp["serviceContext"],
+        json!({"service": "api", "version": "2.0"})
+    );
     assert_eq!(gcp["message"], "User logged in");
     let loc = &gcp["logging.googleapis.com/sourceLocation"];
     assert!(loc["file"].as_str().unwrap().ends_with("schema.rs"));
@@ -342,7 +418,10 @@ fn presets_map_the_same_record() {
 
     let critical = capture(layer().with_preset(Preset::Gcp), || critical!("down")).remove(0);
     assert_eq!(critical["severity"], "CRITICAL");
-    let critical = capture(layer().with_preset(Preset::OpenTelemetry), || critical!("down")).remove(0);
+    let critical = capture(layer().with_preset(Preset::OpenTelemetry), || {
+        critical!("down")
+    })
+    .remove(0);
     assert_eq!(critical["SeverityNumber"], 21);
     assert_eq!(critical["Attributes"], json!({}));
 }

@@ -64,9 +64,15 @@ pub fn capture(layer: JsonLayer, f: impl FnOnce()) -> Vec<Value> {
 /// Parses one written line: exactly one JSON object, one trailing newline, no other newline,
 /// no duplicate keys at any depth.
 pub fn parse_line(line: &str) -> Value {
-    assert!(line.ends_with('\n'), "line must end with a newline: {line:?}");
+    assert!(
+        line.ends_with('\n'),
+        "line must end with a newline: {line:?}"
+    );
     let body = &line[..line.len() - 1];
-    assert!(!body.contains('\n'), "line contains a raw newline: {line:?}");
+    assert!(
+        !body.contains('\n'),
+        "line contains a raw newline: {line:?}"
+    );
     let v: Strict = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {line}"));
     assert!(v.0.is_object(), "not an object: {line}");
     v.0
