@@ -5,7 +5,7 @@
 //! allocator, outside the timed loops).
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::hint::black_box;
+
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 

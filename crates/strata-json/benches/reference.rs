@@ -52,7 +52,8 @@ fn timestamp(buf: &mut Vec<u8>) {
     buf.extend_from_slice(&t);
 }
 
-pub fn line(buf: &mut Vec<u8>) {
+/// Writes the benchmark line into `buf` (cleared first) and hands it to `io::sink()`.
+pub(crate) fn line(buf: &mut Vec<u8>) {
     buf.clear();
     buf.extend_from_slice(b"{\"timestamp\":\"");
     timestamp(buf);

@@ -6,7 +6,7 @@ use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::prelude::*;
 
 #[path = "../benches/reference.rs"]
-#[allow(dead_code, unreachable_pub)]
+#[allow(dead_code)]
 mod reference;
 
 fn main() {

@@ -149,7 +149,7 @@ struct Counters {
 /// layer (`.with_filter(LevelFilter::INFO)`).
 pub struct JsonLayer {
     format: JsonFormat,
-    writer: Box<dyn LineWriter>,
+    writer: Arc<dyn LineWriter>,
     span_close: bool,
     counters: Arc<Counters>,
 }
@@ -171,7 +171,7 @@ impl Default for JsonLayer {
     fn default() -> Self {
         JsonLayer {
             format: JsonFormat::default(),
-            writer: Box::new(MakeWriterLines(io::stdout)),
+            writer: Arc::new(MakeWriterLines(io::stdout)),
             span_close: false,
             counters: Arc::default(),
         }
@@ -192,7 +192,7 @@ impl JsonLayer {
     where
         M: for<'w> MakeWriter<'w> + Send + Sync + 'static,
     {
-        self.writer = Box::new(MakeWriterLines(make_writer));
+        self.writer = Arc::new(MakeWriterLines(make_writer));
         self
     }
 
@@ -274,6 +274,7 @@ impl JsonLayer {
     pub fn handle(&self) -> JsonHandle {
         JsonHandle {
             counters: Arc::clone(&self.counters),
+            writer: Arc::clone(&self.writer),
         }
     }
 
@@ -296,13 +297,27 @@ impl JsonLayer {
     }
 }
 
-/// A handle on an installed [`JsonLayer`]'s counters.
-#[derive(Debug, Clone)]
+/// A handle on an installed [`JsonLayer`]: flush its writer, read its counters.
+#[derive(Clone)]
 pub struct JsonHandle {
     counters: Arc<Counters>,
+    writer: Arc<dyn LineWriter>,
+}
+
+impl fmt::Debug for JsonHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JsonHandle")
+            .field("write_errors", &self.write_errors())
+            .finish_non_exhaustive()
+    }
 }
 
 impl JsonHandle {
+    /// Flushes the layer's writer.
+    pub fn flush(&self) -> io::Result<()> {
+        self.writer.flush()
+    }
+
     /// How many lines could not be written (the writer returned an error).
     pub fn write_errors(&self) -> u64 {
         self.counters.write_errors.load(Ordering::Relaxed)

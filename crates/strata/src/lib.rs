@@ -1,1 +1,392 @@
-//! placeholder
+//! Production observability for async Rust services, on top of `tracing`.
+//!
+//! One call installs a subscriber that writes structured JSON logs (strata's documented schema)
+//! to stdout, with span fields inherited by every event, error chains kept as data and a
+//! `CRITICAL` level; it returns a guard that flushes when dropped.
+//!
+//! ```no_run
+//! fn main() {
+//!     let _guard = strata::init(); // keep it alive until the end of `main`
+//!
+//!     let span = tracing::info_span!("request", request_id = "0193a5c2", user_id = 314159_u64);
+//!     let _enter = span.enter();
+//!     tracing::info!(event = "charge_created", duration_ms = 142, "Payment successful");
+//!     strata::critical!("database unreachable");
+//! }
+//! ```
+//!
+//! # Configuration
+//!
+//! | setting | builder | environment | default |
+//! |---|---|---|---|
+//! | service name | [`Builder::with_service`] | `STRATA_SERVICE` | the executable's name |
+//! | environment | [`Builder::with_env`] | `STRATA_ENV` | `development` |
+//! | release version | [`Builder::with_version`] | `STRATA_VERSION` | none |
+//! | log filter | [`Builder::with_filter`] | `RUST_LOG` | [`Builder::with_default_filter`], else `info` |
+//!
+//! Code wins over the environment, the environment over defaults. An invalid value is a typed
+//! [`InitError`] naming the setting, the value and what was expected.
+//!
+//! The log filter applies to the JSON output only (a per-layer filter), so layers added by later
+//! strata features (traces, metrics) still see every span.
+//!
+//! # Feature flags
+//!
+//! - `json` (default): the JSON formatter, [`strata_json`].
+//! - `full`: everything.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+use std::fmt;
+
+pub use strata_core::{Classify, ErrorClass, Severity, critical, log_error};
+#[cfg(feature = "json")]
+pub use strata_json::{self as json, Preset};
+
+pub use strata_core as core;
+
+use tracing_subscriber::filter::EnvFilter;
+use tracing_subscriber::prelude::*;
+
+/// The environment variable naming the service.
+pub const ENV_SERVICE: &str = "STRATA_SERVICE";
+/// The environment variable naming the deployment environment.
+pub const ENV_ENV: &str = "STRATA_ENV";
+/// The environment variable giving the release version.
+pub const ENV_VERSION: &str = "STRATA_VERSION";
+/// The environment variable holding the log filter (`tracing-subscriber`'s `EnvFilter` syntax).
+pub const ENV_FILTER: &str = "RUST_LOG";
+
+/// Why strata could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InitError {
+    /// A filter directive (from code or `RUST_LOG`) does not parse.
+    #[error(
+        "invalid log filter in {setting}: {value:?}: {reason} (expected EnvFilter directives such as \"info,my_crate=debug\")"
+    )]
+    InvalidFilter {
+        /// Where the filter came from: `RUST_LOG` or `Builder::with_filter`.
+        setting: &'static str,
+        /// The offending value.
+        value: String,
+        /// What the parser said.
+        reason: String,
+    },
+    /// A setting is empty or otherwise unusable.
+    #[error("invalid {setting}: {value:?}: {expected}")]
+    InvalidSetting {
+        /// The setting (`STRATA_SERVICE`, `Builder::with_service`…).
+        setting: &'static str,
+        /// The offending value.
+        value: String,
+        /// What was expected.
+        expected: &'static str,
+    },
+    /// A global subscriber is already installed (strata was initialised twice, or another
+    /// logging library got there first).
+    #[error("a global tracing subscriber is already installed: {0}")]
+    AlreadyInitialized(String),
+}
+
+/// Sets strata up from the environment and installs it as the global subscriber.
+///
+/// # Panics
+///
+/// If the configuration is invalid or a global subscriber is already installed; use
+/// [`try_init`] to handle those as errors.
+pub fn init() -> Guard {
+    match try_init() {
+        Ok(g) => g,
+        Err(e) => panic!("strata::init failed: {e}"),
+    }
+}
+
+/// Sets strata up from the environment and installs it as the global subscriber.
+///
+/// # Errors
+///
+/// [`InitError`] when a setting is invalid or a global subscriber is already installed.
+pub fn try_init() -> Result<Guard, InitError> {
+    builder().try_init()
+}
+
+/// A builder for everything [`init`] sets up.
+pub fn builder() -> Builder {
+    Builder::default()
+}
+
+/// Configuration for strata; see the [crate documentation](crate#configuration) for the
+/// precedence of each setting.
+#[derive(Debug, Default, Clone)]
+#[must_use = "a builder does nothing until `init` or `try_init` is called"]
+pub struct Builder {
+    service: Option<String>,
+    env: Option<String>,
+    version: Option<String>,
+    filter: Option<String>,
+    default_filter: Option<String>,
+    #[cfg(feature = "json")]
+    preset: Preset,
+    #[cfg(feature = "json")]
+    span_close: bool,
+    #[cfg(feature = "json")]
+    file_line: bool,
+}
+
+impl Builder {
+    /// Sets the service name (overrides `STRATA_SERVICE`).
+    pub fn with_service(mut self, service: impl Into<String>) -> Self {
+        self.service = Some(service.into());
+        self
+    }
+
+    /// Sets the deployment environment (overrides `STRATA_ENV`).
+    pub fn with_env(mut self, env: impl Into<String>) -> Self {
+        self.env = Some(env.into());
+        self
+    }
+
+    /// Sets the release version (overrides `STRATA_VERSION`), e.g. `env!("CARGO_PKG_VERSION")`.
+    pub fn with_version(mut self, version: impl Into<String>) -> Self {
+        self.version = Some(version.into());
+        self
+    }
+
+    /// Sets the log filter (overrides `RUST_LOG`), in `EnvFilter` syntax.
+    pub fn with_filter(mut self, directives: impl Into<String>) -> Self {
+        self.filter = Some(directives.into());
+        self
+    }
+
+    /// Sets the filter used when neither [`Builder::with_filter`] nor `RUST_LOG` gives one.
+    /// Default: `info`.
+    pub fn with_default_filter(mut self, directives: impl Into<String>) -> Self {
+        self.default_filter = Some(directives.into());
+        self
+    }
+
+    /// Selects the JSON schema preset. Default: [`Preset::Default`].
+    #[cfg(feature = "json")]
+    pub fn with_preset(mut self, preset: Preset) -> Self {
+        self.preset = preset;
+        self
+    }
+
+    /// Also logs a line with `duration_ms` when a span closes. Default: off.
+    #[cfg(feature = "json")]
+    pub fn with_span_close(mut self, on: bool) -> Self {
+        self.span_close = on;
+        self
+    }
+
+    /// Adds source file and line to every line. Default: off.
+    #[cfg(feature = "json")]
+    pub fn with_file_line(mut self, on: bool) -> Self {
+        self.file_line = on;
+        self
+    }
+
+    /// The settings after applying the environment: what [`Builder::try_init`] would use.
+    ///
+    /// # Errors
+    ///
+    /// [`InitError`] naming the first invalid setting.
+    pub fn resolve(&self) -> Result<Settings, InitError> {
+        let service = pick(&self.service, "Builder::with_service", ENV_SERVICE)
+            .map(|(s, v)| check_name(s, v))
+            .transpose()?
+            .unwrap_or_else(strata_json_default_service);
+        let env = pick(&self.env, "Builder::with_env", ENV_ENV)
+            .map(|(s, v)| check_name(s, v))
+            .transpose()?
+            .unwrap_or_else(|| "development".to_owned());
+        let version = pick(&self.version, "Builder::with_version", ENV_VERSION)
+            .map(|(s, v)| check_name(s, v))
+            .transpose()?;
+        let (filter_setting, filter) = pick(&self.filter, "Builder::with_filter", ENV_FILTER)
+            .or_else(|| {
+                self.default_filter
+                    .clone()
+                    .map(|f| ("Builder::with_default_filter", f))
+            })
+            .unwrap_or(("default", "info".to_owned()));
+        // Parse now so a bad filter is reported at setup, naming its source.
+        parse_filter(filter_setting, &filter)?;
+        Ok(Settings {
+            service,
+            env,
+            version,
+            filter,
+            filter_setting,
+        })
+    }
+
+    /// Installs strata as the global subscriber.
+    ///
+    /// # Errors
+    ///
+    /// [`InitError`] when a setting is invalid or a global subscriber is already installed.
+    pub fn try_init(self) -> Result<Guard, InitError> {
+        let settings = self.resolve()?;
+        let filter = parse_filter(settings.filter_setting, &settings.filter)?;
+        #[cfg(feature = "json")]
+        {
+            let mut json = strata_json::layer()
+                .with_preset(self.preset)
+                .with_service(settings.service.clone())
+                .with_env(settings.env.clone())
+                .with_span_close(self.span_close)
+                .with_file_line(self.file_line);
+            if let Some(v) = &settings.version {
+                json = json.with_version(v.clone());
+            }
+            let handle = json.handle();
+            tracing_subscriber::registry()
+                .with(json.with_filter(filter))
+                .try_init()
+                .map_err(|e| InitError::AlreadyInitialized(e.to_string()))?;
+            Ok(Guard {
+                settings,
+                json: Some(handle),
+            })
+        }
+        #[cfg(not(feature = "json"))]
+        {
+            tracing_subscriber::registry()
+                .with(strata_core::StoreLayer::new().with_filter(filter))
+                .try_init()
+                .map_err(|e| InitError::AlreadyInitialized(e.to_string()))?;
+            Ok(Guard { settings })
+        }
+    }
+
+    /// Installs strata as the global subscriber.
+    ///
+    /// # Panics
+    ///
+    /// When [`Builder::try_init`] fails.
+    pub fn init(self) -> Guard {
+        match self.try_init() {
+            Ok(g) => g,
+            Err(e) => panic!("strata::init failed: {e}"),
+        }
+    }
+}
+
+#[cfg(feature = "json")]
+fn strata_json_default_service() -> String {
+    strata_json::default_service_name()
+}
+
+#[cfg(not(feature = "json"))]
+fn strata_json_default_service() -> String {
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "unknown_service".to_owned())
+}
+
+/// Code first, then the environment variable (an empty variable counts as unset).
+fn pick(
+    code: &Option<String>,
+    code_name: &'static str,
+    var: &'static str,
+) -> Option<(&'static str, String)> {
+    if let Some(v) = code {
+        return Some((code_name, v.clone()));
+    }
+    match std::env::var(var) {
+        Ok(v) if !v.trim().is_empty() => Some((var, v)),
+        Ok(_) => None,
+        Err(std::env::VarError::NotPresent) => None,
+        Err(std::env::VarError::NotUnicode(raw)) => Some((var, raw.to_string_lossy().into_owned())),
+    }
+}
+
+/// Names (service, env, version) must be non-empty, at most 256 bytes, with no control characters.
+fn check_name(setting: &'static str, value: String) -> Result<String, InitError> {
+    let v = value.trim();
+    if v.is_empty() || v.len() > 256 || v.chars().any(|c| c.is_control() || c == '\u{FFFD}') {
+        let mut shown = value.clone();
+        if shown.len() > 64 {
+            let mut cut = 64;
+            while !shown.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            shown.truncate(cut);
+            shown.push('…');
+        }
+        return Err(InitError::InvalidSetting {
+            setting,
+            value: shown,
+            expected: "1 to 256 bytes of valid UTF-8 without control characters",
+        });
+    }
+    Ok(v.to_owned())
+}
+
+fn parse_filter(setting: &'static str, value: &str) -> Result<EnvFilter, InitError> {
+    EnvFilter::builder()
+        .parse(value)
+        .map_err(|e| InitError::InvalidFilter {
+            setting,
+            value: value.to_owned(),
+            reason: e.to_string(),
+        })
+}
+
+/// The settings strata runs with, after code and environment are merged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Settings {
+    /// The service name.
+    pub service: String,
+    /// The deployment environment.
+    pub env: String,
+    /// The release version, if any.
+    pub version: Option<String>,
+    /// The log filter directives.
+    pub filter: String,
+    /// Where the filter came from (`RUST_LOG`, `Builder::with_filter`, `default`…).
+    pub filter_setting: &'static str,
+}
+
+/// Keeps strata's outputs alive; flushes them when dropped.
+///
+/// Hold it until the end of `main` (`let _guard = strata::init();` — not `let _ = …`, which
+/// drops it at once).
+#[must_use = "dropping the guard flushes and detaches strata's outputs; hold it until the end of main"]
+pub struct Guard {
+    settings: Settings,
+    #[cfg(feature = "json")]
+    json: Option<strata_json::JsonHandle>,
+}
+
+impl fmt::Debug for Guard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Guard")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Guard {
+    /// The settings strata was set up with.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Flushes every output now.
+    pub fn flush(&self) {
+        #[cfg(feature = "json")]
+        if let Some(j) = &self.json {
+            let _ = j.flush();
+        }
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
