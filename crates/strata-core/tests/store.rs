@@ -9,9 +9,11 @@ use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::prelude::*;
 use tracing_subscriber::registry::LookupSpan;
 
+type Seen = Vec<(Severity, Vec<(&'static str, FieldValue)>)>;
+
 /// Records, for each event, its severity and the fields it inherits.
 #[derive(Clone, Default)]
-struct Probe(Arc<Mutex<Vec<(Severity, Vec<(&'static str, FieldValue)>)>>>);
+struct Probe(Arc<Mutex<Seen>>);
 
 impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Probe {
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
@@ -26,14 +28,14 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Probe {
     }
 }
 
-fn run(f: impl FnOnce()) -> Vec<(Severity, Vec<(&'static str, FieldValue)>)> {
+fn run(f: impl FnOnce()) -> Seen {
     let probe = Probe::default();
     let sub = tracing_subscriber::registry()
         .with(StoreLayer::new())
         .with(probe.clone());
     tracing::subscriber::with_default(sub, f);
-    let out = probe.0.lock().unwrap().clone();
-    out
+
+    probe.0.lock().unwrap().clone()
 }
 
 #[test]

@@ -90,7 +90,9 @@ fn no_layer() -> Dispatch {
     Dispatch::new(tracing_subscriber::registry().with(LevelFilter::INFO))
 }
 
-const PEERS: [(&str, fn() -> Dispatch); 4] = [
+type MakeDispatch = fn() -> Dispatch;
+
+const PEERS: [(&str, MakeDispatch); 4] = [
     ("strata", strata),
     ("tracing_subscriber_json", tracing_subscriber_json),
     ("json_subscriber", json_subscriber),
@@ -140,7 +142,7 @@ fn request_unit() {
 
 // ---- the reference writer ---------------------------------------------------------------
 
-#[path = "reference.rs"]
+#[path = "support/reference.rs"]
 mod reference;
 
 // ---- benchmarks -------------------------------------------------------------------------

@@ -5,7 +5,7 @@ use tracing::info;
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::prelude::*;
 
-#[path = "../benches/reference.rs"]
+#[path = "../benches/support/reference.rs"]
 #[allow(dead_code)]
 mod reference;
 

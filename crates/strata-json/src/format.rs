@@ -202,10 +202,10 @@ impl Default for JsonFormat {
 
 /// The service name used when none is set: `STRATA_SERVICE`, else the executable's file stem.
 pub fn default_service_name() -> String {
-    if let Ok(s) = std::env::var("STRATA_SERVICE") {
-        if !s.trim().is_empty() {
-            return s.trim().to_owned();
-        }
+    if let Ok(s) = std::env::var("STRATA_SERVICE")
+        && !s.trim().is_empty()
+    {
+        return s.trim().to_owned();
     }
     std::env::current_exe()
         .ok()
@@ -382,10 +382,10 @@ impl JsonFormat {
         if key.name().len() >= 7 && key.head() & PREFIX_MASK == FIELDS_PREFIX_HEAD {
             return true;
         }
-        if let Some(p) = self.preset.names().reserved_prefix {
-            if key.name().starts_with(p) {
-                return true;
-            }
+        if let Some(p) = self.preset.names().reserved_prefix
+            && key.name().starts_with(p)
+        {
+            return true;
         }
         self.reserved_bloom & key.bloom_bit() != 0 && self.reserved.iter().any(|k| k.same(key))
     }
@@ -534,11 +534,9 @@ impl JsonFormat {
             let Some(sf) = ext.get::<SpanFields>() else {
                 continue;
             };
-            if want_trace {
-                if let Some(t) = sf.trace_context() {
-                    trace = Some(*t);
-                    want_trace = false;
-                }
+            if want_trace && let Some(t) = sf.trace_context() {
+                trace = Some(*t);
+                want_trace = false;
             }
             let own = !inherit_only && depth == 0;
             let cached = if own { None } else { sf.rendered(self.id) };
@@ -584,28 +582,26 @@ impl JsonFormat {
     ) {
         let n = self.preset.names();
         let (line, fields) = (&mut s.line, &mut s.fields);
-        if self.file_line {
-            if let Some(file) = meta.file() {
-                if self.preset == Preset::Gcp {
-                    fields.extend_from_slice(
-                        b",\"logging.googleapis.com/sourceLocation\":{\"file\":",
-                    );
-                    encode::write_str(fields, file);
-                    if let Some(l) = meta.line() {
-                        fields.extend_from_slice(b",\"line\":\"");
-                        encode::write_int(fields, l);
-                        fields.push(b'"');
-                    }
-                    fields.extend_from_slice(b",\"function\":");
-                    encode::write_str(fields, meta.module_path().unwrap_or(meta.target()));
-                    fields.push(b'}');
-                } else {
-                    write_key(fields, n.file);
-                    encode::write_str(fields, file);
-                    if let Some(l) = meta.line() {
-                        write_key(fields, n.line);
-                        encode::write_int(fields, l);
-                    }
+        if self.file_line
+            && let Some(file) = meta.file()
+        {
+            if self.preset == Preset::Gcp {
+                fields.extend_from_slice(b",\"logging.googleapis.com/sourceLocation\":{\"file\":");
+                encode::write_str(fields, file);
+                if let Some(l) = meta.line() {
+                    fields.extend_from_slice(b",\"line\":\"");
+                    encode::write_int(fields, l);
+                    fields.push(b'"');
+                }
+                fields.extend_from_slice(b",\"function\":");
+                encode::write_str(fields, meta.module_path().unwrap_or(meta.target()));
+                fields.push(b'}');
+            } else {
+                write_key(fields, n.file);
+                encode::write_str(fields, file);
+                if let Some(l) = meta.line() {
+                    write_key(fields, n.line);
+                    encode::write_int(fields, l);
                 }
             }
         }
@@ -617,11 +613,12 @@ impl JsonFormat {
                 None => encode::write_debug(fields, &t.id(), 64),
             }
         }
-        if self.span_name && self.preset != Preset::OpenTelemetry {
-            if let Some(name) = span_name {
-                write_key(line, n.span);
-                encode::write_str(line, name);
-            }
+        if self.span_name
+            && self.preset != Preset::OpenTelemetry
+            && let Some(name) = span_name
+        {
+            write_key(line, n.span);
+            encode::write_str(line, name);
         }
         if let Some(t) = trace {
             self.write_trace(line, &t);

@@ -4,15 +4,13 @@
 //! to stdout, with span fields inherited by every event, error chains kept as data and a
 //! `CRITICAL` level; it returns a guard that flushes when dropped.
 //!
-//! ```no_run
-//! fn main() {
-//!     let _guard = strata::init(); // keep it alive until the end of `main`
+//! ```
+//! let _guard = strata::init(); // keep it alive until the end of `main`
 //!
-//!     let span = tracing::info_span!("request", request_id = "0193a5c2", user_id = 314159_u64);
-//!     let _enter = span.enter();
-//!     tracing::info!(event = "charge_created", duration_ms = 142, "Payment successful");
-//!     strata::critical!("database unreachable");
-//! }
+//! let span = tracing::info_span!("request", request_id = "0193a5c2", user_id = 314159_u64);
+//! let _enter = span.enter();
+//! tracing::info!(event = "charge_created", duration_ms = 142, "Payment successful");
+//! strata::critical!("database unreachable");
 //! ```
 //!
 //! # Configuration
