@@ -23,7 +23,7 @@ use tracing_core::Subscriber;
 use tracing_core::field::{Field as TracingField, Visit};
 use tracing_core::span::{Attributes, Id, Record};
 use tracing_subscriber::layer::Context;
-use tracing_subscriber::registry::{LookupSpan, SpanRef};
+use tracing_subscriber::registry::{ExtensionsMut, LookupSpan, SpanRef};
 
 use crate::encode;
 
@@ -484,10 +484,21 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     let Some(span) = ctx.span(id) else { return };
-    let mut ext = span.extensions_mut();
+    fields_mut(&mut span.extensions_mut(), attrs);
+}
+
+/// The span's store, captured from `attrs` first unless another strata layer already did.
+///
+/// For layers that hold the span's extensions already (to do their own work under the same
+/// lock); others call [`on_new_span`].
+pub fn fields_mut<'a>(
+    ext: &'a mut ExtensionsMut<'_>,
+    attrs: &Attributes<'_>,
+) -> &'a mut SpanFields {
     if ext.get_mut::<SpanFields>().is_none() {
         ext.insert(SpanFields::new(attrs));
     }
+    ext.get_mut::<SpanFields>().expect("inserted above")
 }
 
 /// Merges values recorded with `Span::record` into the store. Idempotent: several strata

@@ -246,6 +246,89 @@ fn alloc_report() {
     println!("  {:<24} line {:.1} ({:.0} B)", "reference", r.0, r.1);
 }
 
+/// The same three workloads, measured round-robin: each round runs a batch of every
+/// configuration in turn, so a slow patch of the machine hits all of them alike. Prints the
+/// median ns/op of each and the median of the per-round ratios strata / other.
+fn interleaved() {
+    const ROUNDS: usize = 31;
+    fn median(mut v: Vec<f64>) -> f64 {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    }
+    fn batch(d: &Dispatch, n: u32, in_spans: bool, op: fn()) -> f64 {
+        tracing::dispatcher::with_default(d, || {
+            let run = || {
+                let t = std::time::Instant::now();
+                for _ in 0..n {
+                    op();
+                }
+                t.elapsed().as_nanos() as f64 / f64::from(n)
+            };
+            if in_spans {
+                let request = info_span!(
+                    "request",
+                    request_id = "67e55044-10b1-426f-9247-bb680e5fe0c8",
+                    user_id = 424242_u64
+                );
+                let _r = request.enter();
+                let handler = info_span!(
+                    "handler",
+                    route = "/api/v1/users/{id}/orders",
+                    method = "GET"
+                );
+                let _h = handler.enter();
+                run()
+            } else {
+                run()
+            }
+        })
+    }
+    let mut buf = Vec::with_capacity(512);
+    let mut reference_line = || {
+        let t = std::time::Instant::now();
+        for _ in 0..20_000 {
+            reference::line(&mut buf);
+        }
+        t.elapsed().as_nanos() as f64 / 20_000.0
+    };
+    let dispatches: Vec<(&str, Dispatch)> = PEERS.iter().map(|(n, m)| (*n, m())).collect();
+    let bare = no_layer();
+    let groups: [(&str, u32, bool, fn()); 3] = [
+        ("event_in_2_spans", 20_000, true, the_event),
+        ("request_unit", 5_000, false, request_unit),
+        ("disabled_event", 2_000_000, false, disabled_event),
+    ];
+    println!(
+        "interleaved, {ROUNDS} rounds (median ns/op; ratio = median of per-round strata/other):"
+    );
+    for (group, n, in_spans, op) in groups {
+        let mut times: Vec<Vec<f64>> = vec![Vec::new(); dispatches.len() + 1];
+        for _ in 0..ROUNDS {
+            for (i, (_, d)) in dispatches.iter().enumerate() {
+                times[i].push(batch(d, n, in_spans, op));
+            }
+            let last = dispatches.len();
+            times[last].push(if group == "disabled_event" {
+                batch(&bare, n, false, op)
+            } else {
+                reference_line()
+            });
+        }
+        let names: Vec<&str> = dispatches
+            .iter()
+            .map(|(n, _)| *n)
+            .chain(["reference"])
+            .collect();
+        for (i, name) in names.iter().enumerate() {
+            let ratio = median((0..ROUNDS).map(|r| times[0][r] / times[i][r]).collect());
+            println!(
+                "  {group:<17} {name:<24} {:>9.1} ns   strata/{name} = {ratio:.3}",
+                median(times[i].clone())
+            );
+        }
+    }
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default();
@@ -254,6 +337,10 @@ criterion_group! {
 
 fn main() {
     alloc_report();
+    // `cargo bench` passes --bench; `cargo test` runs this binary without it, once, quickly.
+    if std::env::args().any(|a| a == "--bench") {
+        interleaved();
+    }
     benches();
     Criterion::default().configure_from_args().final_summary();
 }

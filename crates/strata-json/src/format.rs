@@ -411,12 +411,15 @@ impl JsonFormat {
     where
         S: for<'a> LookupSpan<'a>,
     {
-        let mut ext = span.extensions_mut();
-        let Some(sf) = ext.get_mut::<SpanFields>() else {
-            return;
-        };
+        if let Some(sf) = span.extensions_mut().get_mut::<SpanFields>() {
+            self.prepare_fields(span.metadata(), sf);
+        }
+    }
+
+    /// [`JsonFormat::prepare_span`] for a caller already holding the span's store.
+    pub fn prepare_fields(&self, meta: &'static Metadata<'static>, sf: &mut SpanFields) {
         let r = with_scratch(|s| {
-            let cs = s.callsites.get(self, span.metadata());
+            let cs = s.callsites.get(self, meta);
             let mut keys: SmallVec<[(KeyId, u32, u32); 8]> = SmallVec::new();
             let buf = &mut s.fields;
             buf.clear();

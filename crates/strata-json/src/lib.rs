@@ -335,16 +335,18 @@ where
     }
 
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        store::on_new_span(attrs, id, &ctx);
-        if let Some(span) = ctx.span(id) {
-            self.format.prepare_span(&span);
-        }
+        let Some(span) = ctx.span(id) else { return };
+        let mut ext = span.extensions_mut();
+        let fields = store::fields_mut(&mut ext, attrs);
+        self.format.prepare_fields(span.metadata(), fields);
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
-        store::on_record(id, values, &ctx);
-        if let Some(span) = ctx.span(id) {
-            self.format.prepare_span(&span);
+        let Some(span) = ctx.span(id) else { return };
+        let mut ext = span.extensions_mut();
+        if let Some(fields) = ext.get_mut::<store::SpanFields>() {
+            fields.record(values);
+            self.format.prepare_fields(span.metadata(), fields);
         }
     }
 
