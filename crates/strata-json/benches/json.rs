@@ -293,7 +293,9 @@ fn interleaved() {
     };
     let dispatches: Vec<(&str, Dispatch)> = PEERS.iter().map(|(n, m)| (*n, m())).collect();
     let bare = no_layer();
-    let groups: [(&str, u32, bool, fn()); 3] = [
+    /// (group, ops per batch, inside the two spans, the operation)
+    type Group = (&'static str, u32, bool, fn());
+    let groups: [Group; 3] = [
         ("event_in_2_spans", 20_000, true, the_event),
         ("request_unit", 5_000, false, request_unit),
         ("disabled_event", 2_000_000, false, disabled_event),
