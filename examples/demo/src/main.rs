@@ -108,26 +108,27 @@ fn handle(req: &Request) -> u16 {
     trace!(headers = 7, "request received");
     span.record("user_id", req.user_id);
 
-    let status = {
-        let db = debug_span!(
-            "db.query",
-            db.system = "postgresql",
-            db.operation = "SELECT"
-        );
-        let _db = db.enter();
-        debug!(table = "accounts", rows = 1, "loaded account");
-        match req.outcome {
-            Outcome::DatabaseDown => {
-                let err = PaymentError::DatabaseUnreachable(std::io::Error::new(
-                    std::io::ErrorKind::ConnectionRefused,
-                    "connect to 10.0.0.7:5432: connection refused",
-                ));
-                log_error!(err, "cannot load the account");
-                503
-            }
-            _ => charge(req),
+    let db = debug_span!(
+        "db.query",
+        db.system = "postgresql",
+        db.operation = "SELECT"
+    );
+    let account_loaded = db.in_scope(|| match req.outcome {
+        Outcome::DatabaseDown => {
+            let err = PaymentError::DatabaseUnreachable(std::io::Error::new(
+                std::io::ErrorKind::ConnectionRefused,
+                "connect to 10.0.0.7:5432: connection refused",
+            ));
+            log_error!(err, "cannot load the account");
+            false
         }
-    };
+        _ => {
+            debug!(table = "accounts", rows = 1, "loaded account");
+            true
+        }
+    });
+    drop(db);
+    let status = if account_loaded { charge(req) } else { 503 };
 
     span.record("status_code", status);
     let duration_ms = started.elapsed().as_secs_f64() * 1000.0
@@ -185,7 +186,7 @@ fn charge(req: &Request) -> u16 {
             log_error!(err, "charging the card failed");
             502
         }
-        Outcome::DatabaseDown => unreachable!("handled before charging"),
+        Outcome::DatabaseDown => 503,
     }
 }
 

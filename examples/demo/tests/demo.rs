@@ -81,6 +81,9 @@ fn demo_emits_every_level_with_context() {
     assert_eq!(critical["span"], "db.query");
     assert_eq!(critical["db.system"], "postgresql");
 
+    let charged = lines.iter().find(|l| l["event"] == "charge_created").expect("a successful charge");
+    assert!(charged.get("db.system").is_none(), "the db span had closed: {charged}");
+
     let slow = lines
         .iter()
         .find(|l| l["message"] == "Slow query")
