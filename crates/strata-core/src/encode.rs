@@ -117,13 +117,10 @@ pub fn write_str_truncated(buf: &mut Vec<u8>, s: &str, max: usize) {
     if s.len() <= max {
         return write_str(buf, s);
     }
-    let mut cut = max;
-    while !s.is_char_boundary(cut) {
-        cut -= 1;
-    }
+    let kept = clip(s, max);
     buf.push(b'"');
-    escape_into(buf, &s[..cut]);
-    write_truncation_marker(buf, s.len() - cut);
+    escape_into(buf, kept);
+    write_truncation_marker(buf, s.len() - kept.len());
     buf.push(b'"');
 }
 
@@ -134,6 +131,19 @@ fn write_truncation_marker(buf: &mut Vec<u8>, cut_bytes: usize) {
     buf.extend_from_slice(TRUNCATION_MARKER_PREFIX.as_bytes());
     buf.extend_from_slice(itoa::Buffer::new().format(cut_bytes).as_bytes());
     buf.extend_from_slice(b" bytes]");
+}
+
+/// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
+#[inline]
+pub fn clip(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut cut = max;
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    &s[..cut]
 }
 
 /// Appends an integer.
@@ -234,13 +244,10 @@ impl fmt::Write for EscapeWriter<'_> {
             self.remaining -= s.len();
             escape_into(self.buf, s);
         } else {
-            let mut keep = self.remaining;
-            while !s.is_char_boundary(keep) {
-                keep -= 1;
-            }
-            escape_into(self.buf, &s[..keep]);
+            let kept = clip(s, self.remaining);
+            escape_into(self.buf, kept);
             self.remaining = 0;
-            self.cut += s.len() - keep;
+            self.cut += s.len() - kept.len();
         }
         Ok(())
     }

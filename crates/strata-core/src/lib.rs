@@ -42,7 +42,8 @@ use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
 /// Keys every strata JSON line writes itself in the default schema; a user field with one of
-/// these names is kept under [`RESERVED_PREFIX`] instead (`fields.timestamp`).
+/// these names is kept under [`RESERVED_PREFIX`] instead (`fields.timestamp`). Options that
+/// add keys (`span`, `file`, `line`, `thread`) reserve those too while they are on.
 pub const RESERVED_KEYS: &[&str] = &[
     "timestamp",
     "level",
@@ -54,11 +55,6 @@ pub const RESERVED_KEYS: &[&str] = &[
     "message",
     "trace_id",
     "span_id",
-    "file",
-    "line",
-    "thread",
-    "span",
-    "duration_ms",
 ];
 
 /// The prefix a user field gets when its name collides with a key the schema writes itself.

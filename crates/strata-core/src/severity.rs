@@ -189,15 +189,9 @@ impl FromStr for Severity {
                 Severity::Critical
             }
             _ => {
-                let mut given = s.to_owned();
-                if given.len() > 64 {
-                    let mut cut = 64;
-                    while !given.is_char_boundary(cut) {
-                        cut -= 1;
-                    }
-                    given.truncate(cut);
-                }
-                return Err(ParseSeverityError { given });
+                return Err(ParseSeverityError {
+                    given: crate::encode::clip(s, 64).to_owned(),
+                });
             }
         })
     }

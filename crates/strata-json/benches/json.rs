@@ -123,8 +123,9 @@ fn disabled_event() {
     );
 }
 
+/// Creates and enters the workload's two spans, runs `f` inside them, exits and closes them.
 #[inline(always)]
-fn request_unit() {
+fn in_two_spans<R>(f: impl FnOnce() -> R) -> R {
     let request = info_span!(
         "request",
         request_id = "67e55044-10b1-426f-9247-bb680e5fe0c8",
@@ -137,7 +138,12 @@ fn request_unit() {
         method = "GET"
     );
     let _h = handler.enter();
-    the_event();
+    f()
+}
+
+#[inline(always)]
+fn request_unit() {
+    in_two_spans(the_event);
 }
 
 // ---- the reference writer ---------------------------------------------------------------
@@ -151,19 +157,7 @@ fn event_in_2_spans(c: &mut Criterion) {
     let mut g = c.benchmark_group("event_in_2_spans");
     for (name, make) in PEERS {
         tracing::dispatcher::with_default(&make(), || {
-            let request = info_span!(
-                "request",
-                request_id = "67e55044-10b1-426f-9247-bb680e5fe0c8",
-                user_id = 424242_u64
-            );
-            let _r = request.enter();
-            let handler = info_span!(
-                "handler",
-                route = "/api/v1/users/{id}/orders",
-                method = "GET"
-            );
-            let _h = handler.enter();
-            g.bench_function(name, |b| b.iter(the_event));
+            in_two_spans(|| g.bench_function(name, |b| b.iter(the_event)));
         });
     }
     let mut buf = Vec::with_capacity(512);
@@ -219,21 +213,7 @@ fn alloc_report() {
     println!("allocations per op (count, bytes):");
     for (name, make) in PEERS {
         let d = make();
-        let ev = tracing::dispatcher::with_default(&d, || {
-            let request = info_span!(
-                "request",
-                request_id = "67e55044-10b1-426f-9247-bb680e5fe0c8",
-                user_id = 424242_u64
-            );
-            let _r = request.enter();
-            let handler = info_span!(
-                "handler",
-                route = "/api/v1/users/{id}/orders",
-                method = "GET"
-            );
-            let _h = handler.enter();
-            per_op(&mut the_event)
-        });
+        let ev = tracing::dispatcher::with_default(&d, || in_two_spans(|| per_op(&mut the_event)));
         let unit = tracing::dispatcher::with_default(&d, || per_op(&mut request_unit));
         let off = tracing::dispatcher::with_default(&d, || per_op(&mut disabled_event));
         println!(
@@ -264,23 +244,7 @@ fn interleaved() {
                 }
                 t.elapsed().as_nanos() as f64 / f64::from(n)
             };
-            if in_spans {
-                let request = info_span!(
-                    "request",
-                    request_id = "67e55044-10b1-426f-9247-bb680e5fe0c8",
-                    user_id = 424242_u64
-                );
-                let _r = request.enter();
-                let handler = info_span!(
-                    "handler",
-                    route = "/api/v1/users/{id}/orders",
-                    method = "GET"
-                );
-                let _h = handler.enter();
-                run()
-            } else {
-                run()
-            }
+            if in_spans { in_two_spans(run) } else { run() }
         })
     }
     let mut buf = Vec::with_capacity(512);

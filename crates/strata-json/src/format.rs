@@ -56,18 +56,7 @@ const DEFAULT_NAMES: Names = Names {
     file: "file",
     line: "line",
     thread: "thread",
-    base_reserved: &[
-        "timestamp",
-        "level",
-        "service",
-        "env",
-        "version",
-        "target",
-        "event",
-        "message",
-        "trace_id",
-        "span_id",
-    ],
+    base_reserved: strata_core::RESERVED_KEYS,
     reserved_prefix: None,
 };
 

@@ -305,13 +305,8 @@ fn pick(
 fn check_name(setting: &'static str, value: String) -> Result<String, InitError> {
     let v = value.trim();
     if v.is_empty() || v.len() > 256 || v.chars().any(|c| c.is_control() || c == '\u{FFFD}') {
-        let mut shown = value.clone();
-        if shown.len() > 64 {
-            let mut cut = 64;
-            while !shown.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            shown.truncate(cut);
+        let mut shown = strata_core::encode::clip(&value, 64).to_owned();
+        if shown.len() < value.len() {
             shown.push('…');
         }
         return Err(InitError::InvalidSetting {

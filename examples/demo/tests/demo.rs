@@ -81,8 +81,14 @@ fn demo_emits_every_level_with_context() {
     assert_eq!(critical["span"], "db.query");
     assert_eq!(critical["db.system"], "postgresql");
 
-    let charged = lines.iter().find(|l| l["event"] == "charge_created").expect("a successful charge");
-    assert!(charged.get("db.system").is_none(), "the db span had closed: {charged}");
+    let charged = lines
+        .iter()
+        .find(|l| l["event"] == "charge_created")
+        .expect("a successful charge");
+    assert!(
+        charged.get("db.system").is_none(),
+        "the db span had closed: {charged}"
+    );
 
     let slow = lines
         .iter()
