@@ -96,7 +96,7 @@ fn escape_slow(buf: &mut Vec<u8>, bytes: &[u8]) {
     buf.extend_from_slice(&bytes[start..]);
 }
 
-/// Whether `s` can be written between quotes with no escaping.
+/// Whether `s` needs escaping to be written between quotes.
 #[inline]
 pub fn needs_escape(s: &str) -> bool {
     s.bytes().any(|b| ESCAPE[b as usize] != 0)

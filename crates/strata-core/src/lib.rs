@@ -41,9 +41,9 @@ use tracing_core::span::{Attributes, Id, Record};
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
-/// Keys every strata JSON line writes itself in the default schema; a user field with one of
-/// these names is kept under [`RESERVED_PREFIX`] instead (`fields.timestamp`). Options that
-/// add keys (`span`, `file`, `line`, `thread`) reserve those too while they are on.
+/// Keys strata JSON lines write themselves in the default schema (some only with an option on:
+/// `span`, `file`, `line`, `thread`); a user field with one of these names is always kept under
+/// [`RESERVED_PREFIX`] instead (`fields.timestamp`), so a key means the same in every line.
 pub const RESERVED_KEYS: &[&str] = &[
     "timestamp",
     "level",
@@ -55,6 +55,10 @@ pub const RESERVED_KEYS: &[&str] = &[
     "message",
     "trace_id",
     "span_id",
+    "span",
+    "file",
+    "line",
+    "thread",
 ];
 
 /// The prefix a user field gets when its name collides with a key the schema writes itself.
@@ -64,13 +68,22 @@ pub const RESERVED_PREFIX: &str = "fields.";
 ///
 /// Every strata layer already does this; install `StoreLayer` when you want the store with no
 /// strata output (for instance in tests of your own layer).
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Clone, Copy)]
 pub struct StoreLayer {
-    _private: (),
+    id: u64,
+}
+
+impl Default for StoreLayer {
+    fn default() -> Self {
+        StoreLayer {
+            id: store::next_id(),
+        }
+    }
 }
 
 impl StoreLayer {
     /// A new store layer.
+    #[must_use]
     pub fn new() -> Self {
         Self::default()
     }
@@ -81,11 +94,11 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        store::on_new_span(attrs, id, &ctx);
+        store::on_new_span(attrs, id, &ctx, self.id);
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
-        store::on_record(id, values, &ctx);
+        store::on_record(id, values, &ctx, self.id);
     }
 }
 

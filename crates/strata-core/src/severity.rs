@@ -151,6 +151,7 @@ impl fmt::Display for Severity {
 
 /// The error returned when a string names no [`Severity`].
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ParseSeverityError {
     /// The string that was offered (truncated to 64 bytes).
     pub given: String,
@@ -160,7 +161,7 @@ impl fmt::Display for ParseSeverityError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "unknown severity {:?}: expected one of trace, debug, info, warn (warning), error, critical (fatal)",
+            "unknown severity {:?}: expected one of trace, debug, info, warn (warning), error, critical (crit, fatal)",
             self.given
         )
     }

@@ -105,6 +105,7 @@ impl fmt::Display for FieldValue {
 
 /// One link of an error chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ErrorLink {
     /// The concrete type name, where one could be had.
     pub type_name: Option<&'static str>,
@@ -114,6 +115,7 @@ pub struct ErrorLink {
 
 /// An error captured as data: its type, message and the `source()` chain below it.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ErrorValue {
     /// The concrete type name of the outermost error, where one could be had.
     pub type_name: Option<&'static str>,
@@ -197,6 +199,7 @@ pub fn write_live_error(buf: &mut Vec<u8>, error: &(dyn Error + 'static), max: u
 
 /// The W3C trace context of a span, filled in by the OpenTelemetry layer when one is installed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct TraceContext {
     /// The 16-byte trace ID.
     pub trace_id: [u8; 16],
@@ -207,6 +210,15 @@ pub struct TraceContext {
 }
 
 impl TraceContext {
+    /// A trace context from its IDs and sampling decision.
+    pub fn new(trace_id: [u8; 16], span_id: [u8; 8], sampled: bool) -> Self {
+        TraceContext {
+            trace_id,
+            span_id,
+            sampled,
+        }
+    }
+
     /// The trace ID as 32 lower-case hex digits.
     pub fn trace_id_hex(&self) -> String {
         let mut b = Vec::with_capacity(32);
@@ -222,8 +234,9 @@ impl TraceContext {
     }
 }
 
-/// A process-unique id for a renderer configuration, to key its [`Rendered`] caches.
-pub fn next_renderer_id() -> u64 {
+/// A process-unique id: for a layer (the `owner` of [`on_new_span`] / [`on_record`]) or a
+/// renderer configuration (the key of its [`Rendered`] caches).
+pub fn next_id() -> u64 {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
     NEXT.fetch_add(1, Ordering::Relaxed)
 }
@@ -324,19 +337,22 @@ pub struct SpanFields {
     opened: Option<Instant>,
     fields: SmallVec<[StoredField; 4]>,
     trace: Option<TraceContext>,
+    /// The layer that created the store; only it applies `Span::record` values.
+    owner: u64,
     /// Renderings by renderer id; nearly always zero or one.
     rendered: Option<(u64, Rendered)>,
     rendered_more: Vec<(u64, Rendered)>,
 }
 
 impl SpanFields {
-    /// Captures the fields of a new span.
-    pub fn new(attrs: &Attributes<'_>) -> Self {
+    /// Captures the fields of a new span, for the layer `owner` (see [`on_new_span`]).
+    pub fn new(attrs: &Attributes<'_>, owner: u64) -> Self {
         let mut this = SpanFields {
             name: attrs.metadata().name(),
             opened: SPAN_TIMING.load(Ordering::Relaxed).then(Instant::now),
             fields: SmallVec::new(),
             trace: None,
+            owner,
             rendered: None,
             rendered_more: Vec::new(),
         };
@@ -344,12 +360,21 @@ impl SpanFields {
         this
     }
 
-    /// Merges values recorded later with `Span::record`; a name recorded again is replaced.
-    /// Drops every [`Rendered`] cache (renderers rebuild theirs in their own `on_record`).
-    pub fn record(&mut self, values: &Record<'_>) {
-        values.record(&mut Collector(&mut self.fields));
+    /// Merges values recorded later with `Span::record` (collected with [`Recorded::new`]); a
+    /// name recorded again is replaced. Drops every [`Rendered`] cache (renderers rebuild
+    /// theirs in their own `on_record`).
+    pub fn merge(&mut self, recorded: Recorded) {
+        for f in recorded.0 {
+            put(&mut self.fields, f.name, f.index, f.value);
+        }
         self.rendered = None;
         self.rendered_more.clear();
+    }
+
+    /// The id of the layer that created this store and applies recorded values.
+    #[inline]
+    pub fn owner(&self) -> u64 {
+        self.owner
     }
 
     /// The rendering stored by renderer `id`, if it is current.
@@ -422,18 +447,37 @@ impl SpanFields {
 
 struct Collector<'a>(&'a mut SmallVec<[StoredField; 4]>);
 
+/// Sets `name` in `fields`: replaces the value of an existing name, else appends.
+fn put(
+    fields: &mut SmallVec<[StoredField; 4]>,
+    name: &'static str,
+    index: usize,
+    value: FieldValue,
+) {
+    if let Some(existing) = fields.iter_mut().find(|f| f.name == name) {
+        existing.value = value;
+    } else {
+        fields.push(StoredField { name, index, value });
+    }
+}
+
 impl Collector<'_> {
     fn put(&mut self, field: &TracingField, value: FieldValue) {
-        let name = field.name();
-        if let Some(existing) = self.0.iter_mut().find(|f| f.name == name) {
-            existing.value = value;
-        } else {
-            self.0.push(StoredField {
-                name,
-                index: field.index(),
-                value,
-            });
-        }
+        put(self.0, field.name(), field.index(), value);
+    }
+}
+
+/// Values of one `Span::record` call, captured (running the values' `Debug`/`Display`) before
+/// the span's store is locked, so a `Debug` impl that logs cannot deadlock on it.
+#[derive(Debug, Default)]
+pub struct Recorded(SmallVec<[StoredField; 4]>);
+
+impl Recorded {
+    /// Captures `values`.
+    pub fn new(values: &Record<'_>) -> Self {
+        let mut r = Recorded::default();
+        values.record(&mut Collector(&mut r.0));
+        r
     }
 }
 
@@ -478,13 +522,16 @@ impl Visit for Collector<'_> {
 
 /// Captures a new span's fields into the store unless another strata layer already did.
 ///
-/// Call from `Layer::on_new_span`.
-pub fn on_new_span<S>(attrs: &Attributes<'_>, id: &Id, ctx: &Context<'_, S>)
+/// Call from `Layer::on_new_span`, with `owner` a [`next_id`] the layer took once. The first
+/// strata layer to see a span owns its store: `tracing` calls layers in the same order for
+/// `on_new_span` and `on_record`, so the owner is also the first to see each record, and only
+/// it applies the values (once, however many strata layers are installed).
+pub fn on_new_span<S>(attrs: &Attributes<'_>, id: &Id, ctx: &Context<'_, S>, owner: u64)
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     let Some(span) = ctx.span(id) else { return };
-    fields_mut(&mut span.extensions_mut(), attrs);
+    fields_mut(&mut span.extensions_mut(), attrs, owner);
 }
 
 /// The span's store, captured from `attrs` first unless another strata layer already did.
@@ -494,26 +541,45 @@ where
 pub fn fields_mut<'a>(
     ext: &'a mut ExtensionsMut<'_>,
     attrs: &Attributes<'_>,
+    owner: u64,
 ) -> &'a mut SpanFields {
     if ext.get_mut::<SpanFields>().is_none() {
-        ext.insert(SpanFields::new(attrs));
+        ext.insert(SpanFields::new(attrs, owner));
     }
     ext.get_mut::<SpanFields>().expect("inserted above")
 }
 
-/// Merges values recorded with `Span::record` into the store. Idempotent: several strata
-/// layers may call it for the same record.
+/// Applies values recorded with `Span::record` to the store, if `owner` owns it (see
+/// [`on_new_span`]); returns whether it did. The values are captured before the store is
+/// locked.
 ///
 /// Call from `Layer::on_record`.
-pub fn on_record<S>(id: &Id, values: &Record<'_>, ctx: &Context<'_, S>)
+pub fn on_record<S>(id: &Id, values: &Record<'_>, ctx: &Context<'_, S>, owner: u64) -> bool
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
-    let Some(span) = ctx.span(id) else { return };
-    let mut ext = span.extensions_mut();
-    if let Some(fields) = ext.get_mut::<SpanFields>() {
-        fields.record(values);
+    let Some(span) = ctx.span(id) else {
+        return false;
+    };
+    record_span(&span, values, owner)
+}
+
+/// [`on_record`] for a caller that has looked the span up already.
+pub fn record_span<S>(span: &SpanRef<'_, S>, values: &Record<'_>, owner: u64) -> bool
+where
+    S: for<'a> LookupSpan<'a>,
+{
+    let owns = span
+        .extensions()
+        .get::<SpanFields>()
+        .is_some_and(|f| f.owner == owner);
+    if owns {
+        let recorded = Recorded::new(values);
+        if let Some(fields) = span.extensions_mut().get_mut::<SpanFields>() {
+            fields.merge(recorded);
+        }
     }
+    owns
 }
 
 /// The fields an event inside `span` inherits: those of `span` and all its ancestors, the

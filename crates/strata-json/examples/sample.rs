@@ -15,11 +15,11 @@ impl<S: tracing::Subscriber + for<'a> LookupSpan<'a>> tracing_subscriber::Layer<
     fn on_new_span(&self, _: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let span = ctx.span(id).expect("new span exists");
         if let Some(f) = span.extensions_mut().get_mut::<SpanFields>() {
-            f.set_trace_context(TraceContext {
-                trace_id: 0x4bf92f3577b34da6a3ce929d0e0e4736_u128.to_be_bytes(),
-                span_id: 0x00f067aa0ba902b7_u64.to_be_bytes(),
-                sampled: true,
-            });
+            f.set_trace_context(TraceContext::new(
+                0x4bf92f3577b34da6a3ce929d0e0e4736_u128.to_be_bytes(),
+                0x00f067aa0ba902b7_u64.to_be_bytes(),
+                true,
+            ));
         }
     }
 }

@@ -45,7 +45,9 @@ struct Names {
     file: &'static str,
     line: &'static str,
     thread: &'static str,
-    base_reserved: &'static [&'static str],
+    /// Every key the preset may write where user fields go (whatever the options), so a user
+    /// field is prefixed the same way in every line.
+    reserved: &'static [&'static str],
     reserved_prefix: Option<&'static str>,
 }
 
@@ -56,7 +58,7 @@ const DEFAULT_NAMES: Names = Names {
     file: "file",
     line: "line",
     thread: "thread",
-    base_reserved: strata_core::RESERVED_KEYS,
+    reserved: strata_core::RESERVED_KEYS,
     reserved_prefix: None,
 };
 
@@ -67,7 +69,7 @@ const ECS_NAMES: Names = Names {
     file: "log.origin.file.name",
     line: "log.origin.file.line",
     thread: "process.thread.name",
-    base_reserved: &[
+    reserved: &[
         "@timestamp",
         "log.level",
         "message",
@@ -101,7 +103,7 @@ const GCP_NAMES: Names = Names {
     file: "file",
     line: "line",
     thread: "thread",
-    base_reserved: &[
+    reserved: &[
         "timestamp",
         "time",
         "severity",
@@ -111,6 +113,8 @@ const GCP_NAMES: Names = Names {
         "serviceContext",
         "httpRequest",
         "env",
+        "span",
+        "thread",
     ],
     reserved_prefix: Some("logging.googleapis.com/"),
 };
@@ -122,7 +126,8 @@ const OTEL_NAMES: Names = Names {
     file: "code.filepath",
     line: "code.lineno",
     thread: "thread.name",
-    base_reserved: &[],
+    // User fields live under "Attributes", beside these optional ones.
+    reserved: &["code.filepath", "code.lineno", "thread.name"],
     reserved_prefix: None,
 };
 
@@ -204,6 +209,7 @@ pub fn default_service_name() -> String {
 
 impl JsonFormat {
     /// The default schema, service name from `STRATA_SERVICE` or the executable's name.
+    #[must_use]
     pub fn new() -> Self {
         Self::default()
     }
@@ -253,7 +259,7 @@ impl JsonFormat {
     #[must_use]
     pub fn with_max_field_len(mut self, bytes: usize) -> Self {
         self.max_field_len = bytes;
-        self.id = store::next_renderer_id();
+        self.id = store::next_id();
         self
     }
 
@@ -293,19 +299,9 @@ impl JsonFormat {
 
     fn rebuild(&mut self) {
         let n = self.preset.names();
-        let mut reserved: Vec<&'static str> = n.base_reserved.to_vec();
-        if self.file_line {
-            reserved.extend([n.file, n.line]);
-        }
-        if self.thread {
-            reserved.push(n.thread);
-        }
-        if self.span_name {
-            reserved.push(n.span);
-        }
-        self.reserved = reserved.into_iter().map(|k| KeyId::new(false, k)).collect();
+        self.reserved = n.reserved.iter().map(|k| KeyId::new(false, k)).collect();
         self.reserved_bloom = self.reserved.iter().fold(0, |b, k| b | k.bloom_bit());
-        self.id = store::next_renderer_id();
+        self.id = store::next_id();
 
         let s = &mut self.statics;
         s.clear();
@@ -419,6 +415,7 @@ impl JsonFormat {
                         buf.extend_from_slice(&cs.keys[a as usize..b as usize]);
                         key
                     }
+                    _ if f.name() == CRITICAL_FIELD => continue,
                     _ => {
                         let key = self.user_key(f.name());
                         write_user_key(buf, key.tag(), f.name());
@@ -445,7 +442,8 @@ impl JsonFormat {
         });
     }
 
-    /// Renders the line written when `span` closes after `busy` (appended to `out`).
+    /// Renders the line written when `span` closes, `elapsed` after it was created (appended
+    /// to `out`).
     pub fn format_span_close<S>(&self, span: &SpanRef<'_, S>, elapsed: Duration, out: &mut Vec<u8>)
     where
         S: for<'a> LookupSpan<'a>,
@@ -548,6 +546,9 @@ impl JsonFormat {
                 continue;
             }
             for f in sf.fields() {
+                if f.name() == CRITICAL_FIELD {
+                    continue;
+                }
                 let key = self.user_key(f.name());
                 let key = if own {
                     event_key(&mut s.keys, key)
@@ -861,8 +862,9 @@ const CALLSITE_SLOTS: usize = 256;
 
 impl CallsiteCache {
     #[inline]
-    fn slot(meta: usize) -> usize {
-        (meta.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) % CALLSITE_SLOTS
+    fn slot(meta: usize, format: u64) -> usize {
+        ((meta as u64 ^ format.rotate_left(32)).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as usize
+            % CALLSITE_SLOTS
     }
 
     /// Takes the entry for `meta` out of the cache (building it on a miss); give it back with
@@ -873,7 +875,7 @@ impl CallsiteCache {
         if self.slots.is_empty() {
             self.slots.resize_with(CALLSITE_SLOTS, || None);
         }
-        match self.slots[Self::slot(addr)].take() {
+        match self.slots[Self::slot(addr, fmt.id)].take() {
             Some(cs) if cs.meta == addr && cs.format == fmt.id => cs,
             _ => Box::new(CallsiteKeys::build(fmt, meta)),
         }
@@ -881,7 +883,7 @@ impl CallsiteCache {
 
     #[inline]
     fn put(&mut self, cs: Box<CallsiteKeys>) {
-        let i = Self::slot(cs.meta);
+        let i = Self::slot(cs.meta, cs.format);
         self.slots[i] = Some(cs);
     }
 }
@@ -896,17 +898,18 @@ struct EventVisitor<'a> {
 }
 
 impl EventVisitor<'_> {
-    /// Writes the key for `field` and returns the buffer its value goes to, or `None` to skip.
+    /// Writes the key for `field` and returns the buffer its value goes to and whether the
+    /// value must be a string (`message` and `event` always are), or `None` to skip the field.
     #[inline]
-    fn begin(&mut self, field: &Field) -> Option<&mut Vec<u8>> {
+    fn begin(&mut self, field: &Field) -> Option<(&mut Vec<u8>, bool)> {
         match *self.cs.roles.get(field.index())? {
             Role::Message => {
                 write_key(self.line, self.names.message);
-                Some(self.line)
+                Some((self.line, true))
             }
             Role::Event => {
                 write_key(self.line, self.names.event);
-                Some(self.line)
+                Some((self.line, true))
             }
             Role::Skip => None,
             Role::User(key, a, b) => {
@@ -914,64 +917,65 @@ impl EventVisitor<'_> {
                 self.keys.extend_absent([key]);
                 self.fields
                     .extend_from_slice(&self.cs.keys[a as usize..b as usize]);
-                Some(self.fields)
+                Some((self.fields, false))
             }
+        }
+    }
+
+    /// Writes a non-string value: as JSON by `write`, or as its text where a string is required.
+    #[inline]
+    fn scalar<T: fmt::Display>(&mut self, field: &Field, value: T, write: fn(&mut Vec<u8>, T)) {
+        let max = self.max;
+        match self.begin(field) {
+            Some((b, false)) => write(b, value),
+            Some((b, true)) => encode::write_display(b, &value, max),
+            None => {}
         }
     }
 }
 
 impl Visit for EventVisitor<'_> {
     fn record_f64(&mut self, field: &Field, value: f64) {
-        if let Some(b) = self.begin(field) {
-            encode::write_f64(b, value);
-        }
+        self.scalar(field, value, encode::write_f64);
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
-        if let Some(b) = self.begin(field) {
-            encode::write_int(b, value);
-        }
+        self.scalar(field, value, encode::write_int);
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
-        if let Some(b) = self.begin(field) {
-            encode::write_int(b, value);
-        }
+        self.scalar(field, value, encode::write_int);
     }
     fn record_i128(&mut self, field: &Field, value: i128) {
-        if let Some(b) = self.begin(field) {
-            encode::write_int(b, value);
-        }
+        self.scalar(field, value, encode::write_int);
     }
     fn record_u128(&mut self, field: &Field, value: u128) {
-        if let Some(b) = self.begin(field) {
-            encode::write_int(b, value);
-        }
+        self.scalar(field, value, encode::write_int);
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
-        if let Some(b) = self.begin(field) {
-            encode::write_bool(b, value);
-        }
+        self.scalar(field, value, encode::write_bool);
     }
     fn record_str(&mut self, field: &Field, value: &str) {
         let max = self.max;
-        if let Some(b) = self.begin(field) {
+        if let Some((b, _)) = self.begin(field) {
             encode::write_str_truncated(b, value, max);
         }
     }
     fn record_bytes(&mut self, field: &Field, value: &[u8]) {
         let max = self.max;
-        if let Some(b) = self.begin(field) {
+        if let Some((b, _)) = self.begin(field) {
             encode::write_bytes_lossy(b, value, max);
         }
     }
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
         let max = self.max;
-        if let Some(b) = self.begin(field) {
-            store::write_live_error(b, value, max);
+        match self.begin(field) {
+            Some((b, false)) => store::write_live_error(b, value, max),
+            Some((b, true)) => encode::write_display(b, value, max),
+            None => {}
         }
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         let max = self.max;
-        if let Some(b) = self.begin(field) {
+        if let Some((b, _)) = self.begin(field) {
             encode::write_debug(b, value, max);
         }
     }

@@ -37,8 +37,9 @@
 //! - Then every event field and every field of every enclosing span, flattened to the top
 //!   level. The event's field beats a span's, a child span's beats its parent's, so a key never
 //!   appears twice.
-//! - A user field whose name the schema uses itself (`timestamp`, `level`, `message`…) or that
-//!   starts with `fields.` is kept as `fields.<name>`, never dropped.
+//! - A user field whose name the schema may use itself (`timestamp`, `level`, `line`…, see
+//!   [`strata_core::RESERVED_KEYS`]) or that starts with `fields.` is kept as `fields.<name>`.
+//!   `message` and `event` are always strings.
 //! - An error recorded as `error = &e as &dyn std::error::Error` becomes
 //!   `{"type":…,"message":…,"chain":[{"type":…,"message":…}]}` with its whole `source()` chain;
 //!   `type` appears where it can be had (errors logged with [`strata_core::log_error!`] and
@@ -110,6 +111,7 @@ use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
 /// A new JSON layer writing to stdout in the default schema.
+#[must_use]
 pub fn layer() -> JsonLayer {
     JsonLayer::default()
 }
@@ -148,6 +150,8 @@ struct Counters {
 /// Build it with [`layer()`] and the `with_*` setters; none changes the type. Filter it like any
 /// layer (`.with_filter(LevelFilter::INFO)`).
 pub struct JsonLayer {
+    /// This layer's id as a span-store owner.
+    id: u64,
     format: JsonFormat,
     writer: Arc<dyn LineWriter>,
     span_close: bool,
@@ -170,6 +174,7 @@ impl fmt::Debug for JsonLayer {
 impl Default for JsonLayer {
     fn default() -> Self {
         JsonLayer {
+            id: store::next_id(),
             format: JsonFormat::default(),
             writer: Arc::new(MakeWriterLines(io::stdout)),
             span_close: false,
@@ -180,6 +185,7 @@ impl Default for JsonLayer {
 
 impl JsonLayer {
     /// Same as [`layer()`].
+    #[must_use]
     pub fn new() -> Self {
         Self::default()
     }
@@ -249,6 +255,12 @@ impl JsonLayer {
     #[must_use]
     pub fn with_thread(self, on: bool) -> Self {
         self.map_format(|f| f.with_thread(on))
+    }
+
+    /// See [`JsonFormat::with_span_name`].
+    #[must_use]
+    pub fn with_span_name(self, on: bool) -> Self {
+        self.map_format(|f| f.with_span_name(on))
     }
 
     /// Also writes a line when a span closes, with `event` = `span_close`, the span's name and
@@ -337,17 +349,15 @@ where
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
         let mut ext = span.extensions_mut();
-        let fields = store::fields_mut(&mut ext, attrs);
+        let fields = store::fields_mut(&mut ext, attrs, self.id);
         self.format.prepare_fields(span.metadata(), fields);
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
-        let mut ext = span.extensions_mut();
-        if let Some(fields) = ext.get_mut::<store::SpanFields>() {
-            fields.record(values);
-            self.format.prepare_fields(span.metadata(), fields);
-        }
+        store::record_span(&span, values, self.id);
+        // Whoever applied the values dropped every rendering: make ours again.
+        self.format.prepare_span(&span);
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {

@@ -91,6 +91,33 @@ fn events_in_spans_allocate_nothing_in_steady_state() {
 }
 
 #[test]
+fn two_formats_on_one_thread_allocate_nothing_either() {
+    let sub = tracing_subscriber::registry()
+        .with(strata_json::layer().with_writer(std::io::sink))
+        .with(
+            strata_json::layer()
+                .with_preset(strata_json::Preset::Ecs)
+                .with_writer(std::io::sink),
+        );
+    tracing::subscriber::with_default(sub, || {
+        let request = info_span!("request", request_id = "r-1", user_id = 7_u64);
+        let _r = request.enter();
+        for _ in 0..10 {
+            event();
+        }
+        let before = allocs();
+        for _ in 0..1000 {
+            event();
+        }
+        assert_eq!(
+            allocs() - before,
+            0,
+            "heap allocations for 1000 events in two formats"
+        );
+    });
+}
+
+#[test]
 fn a_control_that_allocates_is_counted() {
     let before = allocs();
     std::hint::black_box(vec![1u8; 16]);

@@ -28,11 +28,11 @@ impl<S: tracing::Subscriber + for<'a> LookupSpan<'a>> tracing_subscriber::Layer<
         let span = ctx.span(id).unwrap();
         let mut ext = span.extensions_mut();
         if let Some(f) = ext.get_mut::<SpanFields>() {
-            f.set_trace_context(TraceContext {
-                trace_id: [0xab; 16],
-                span_id: (id.into_u64()).to_be_bytes(),
-                sampled: true,
-            });
+            f.set_trace_context(TraceContext::new(
+                [0xab; 16],
+                (id.into_u64()).to_be_bytes(),
+                true,
+            ));
         }
     }
 }

@@ -458,3 +458,94 @@ fn write_failures_are_counted_not_panicked() {
     });
     assert_eq!(handle.write_errors(), 3);
 }
+
+#[test]
+fn message_and_event_are_always_strings() {
+    let lines = capture(layer(), || {
+        // the macro's message comes first; a second `message` field is a user field
+        info!(event = 3, message = 4.5, "the message");
+        info!(event = true, message = 7);
+    });
+    assert_eq!(lines[0]["event"], "3");
+    assert_eq!(lines[0]["message"], "the message");
+    assert_eq!(lines[0]["fields.message"], 4.5);
+    assert_eq!(lines[1]["event"], "true");
+    assert_eq!(lines[1]["message"], "7");
+}
+
+#[test]
+fn optional_keys_are_reserved_even_when_off() {
+    let l = capture(layer().with_span_name(false), || {
+        info!(line = "abc", file = 1, thread = "t", span = "s", "m")
+    })
+    .remove(0);
+    assert_eq!(l["fields.line"], "abc");
+    assert_eq!(l["fields.file"], 1);
+    assert_eq!(l["fields.thread"], "t");
+    assert_eq!(l["fields.span"], "s");
+    assert!(obj(&l).get("line").is_none());
+}
+
+#[test]
+fn the_critical_marker_never_shows_on_spans() {
+    let lines = capture(layer().with_span_close(true), || {
+        info_span!("s", strata.critical = true, a = 1).in_scope(|| info!("inside"));
+    });
+    for l in &lines {
+        assert!(!obj(l).keys().any(|k| k.contains("critical")), "{l}");
+        assert_eq!(l["a"], 1);
+    }
+}
+
+/// A value whose `Debug` counts its calls and logs (re-entering the subscriber).
+struct Noisy(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+impl std::fmt::Debug for Noisy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        tracing::info!("logged from inside Debug");
+        f.write_str("noisy")
+    }
+}
+
+#[test]
+fn record_is_applied_once_and_may_log_from_debug() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let calls = std::sync::Arc::new(AtomicUsize::new(0));
+    let cap = Capture::default();
+    let ecs = Capture::default();
+    // Three strata layers share one span store: the first owns it and applies each record once.
+    let sub = tracing_subscriber::registry()
+        .with(strata_core::StoreLayer::new())
+        .with(layer().with_writer(cap.clone()))
+        .with(layer().with_preset(Preset::Ecs).with_writer(ecs.clone()));
+    tracing::subscriber::with_default(sub, || {
+        let span = info_span!("request", v = tracing::field::Empty, n = 1);
+        let _e = span.enter();
+        span.record("v", tracing::field::debug(Noisy(calls.clone())));
+        span.record("n", 2);
+        info!("after");
+    });
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "Debug ran once for three layers"
+    );
+    let lines = cap.lines();
+    let after = lines.iter().find(|l| l["message"] == "after").unwrap();
+    assert_eq!(after["v"], "noisy");
+    assert_eq!(after["n"], 2);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["message"] == "logged from inside Debug")
+    );
+    let after = ecs
+        .lines()
+        .into_iter()
+        .find(|l| l["message"] == "after")
+        .unwrap();
+    assert_eq!(
+        (after["v"].as_str(), after["n"].as_i64()),
+        (Some("noisy"), Some(2))
+    );
+}

@@ -82,8 +82,8 @@ pub enum InitError {
     },
     /// A global subscriber is already installed (strata was initialised twice, or another
     /// logging library got there first).
-    #[error("a global tracing subscriber is already installed: {0}")]
-    AlreadyInitialized(String),
+    #[error("a global tracing subscriber is already installed")]
+    AlreadyInitialized(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
 }
 
 /// Sets strata up from the environment and installs it as the global subscriber.
@@ -129,6 +129,10 @@ pub struct Builder {
     span_close: bool,
     #[cfg(feature = "json")]
     file_line: bool,
+    #[cfg(feature = "json")]
+    thread: bool,
+    #[cfg(feature = "json")]
+    max_field_len: Option<usize>,
 }
 
 impl Builder {
@@ -184,6 +188,20 @@ impl Builder {
         self
     }
 
+    /// Adds the emitting thread's name to every line. Default: off.
+    #[cfg(feature = "json")]
+    pub fn with_thread(mut self, on: bool) -> Self {
+        self.thread = on;
+        self
+    }
+
+    /// Cuts string values longer than `bytes`, visibly. Default: 16 KiB.
+    #[cfg(feature = "json")]
+    pub fn with_max_field_len(mut self, bytes: usize) -> Self {
+        self.max_field_len = Some(bytes);
+        self
+    }
+
     /// The settings after applying the environment: what [`Builder::try_init`] would use.
     ///
     /// # Errors
@@ -234,7 +252,11 @@ impl Builder {
                 .with_service(settings.service.clone())
                 .with_env(settings.env.clone())
                 .with_span_close(self.span_close)
-                .with_file_line(self.file_line);
+                .with_file_line(self.file_line)
+                .with_thread(self.thread);
+            if let Some(max) = self.max_field_len {
+                json = json.with_max_field_len(max);
+            }
             if let Some(v) = &settings.version {
                 json = json.with_version(v.clone());
             }
@@ -242,7 +264,7 @@ impl Builder {
             tracing_subscriber::registry()
                 .with(json.with_filter(filter))
                 .try_init()
-                .map_err(|e| InitError::AlreadyInitialized(e.to_string()))?;
+                .map_err(|e| InitError::AlreadyInitialized(Box::new(e)))?;
             Ok(Guard {
                 settings,
                 json: Some(handle),
@@ -253,7 +275,7 @@ impl Builder {
             tracing_subscriber::registry()
                 .with(strata_core::StoreLayer::new().with_filter(filter))
                 .try_init()
-                .map_err(|e| InitError::AlreadyInitialized(e.to_string()))?;
+                .map_err(|e| InitError::AlreadyInitialized(Box::new(e)))?;
             Ok(Guard { settings })
         }
     }
@@ -348,7 +370,7 @@ pub struct Settings {
 ///
 /// Hold it until the end of `main` (`let _guard = strata::init();` — not `let _ = …`, which
 /// drops it at once).
-#[must_use = "dropping the guard flushes and detaches strata's outputs; hold it until the end of main"]
+#[must_use = "dropping the guard flushes strata's outputs (and, as later features add them, stops their background workers); hold it until the end of main"]
 pub struct Guard {
     settings: Settings,
     #[cfg(feature = "json")]
