@@ -40,7 +40,7 @@ pub use strata_core::{Classify, ErrorClass, Severity, critical, log_error};
 #[cfg(feature = "json")]
 pub use strata_json::{self as json, Preset};
 
-pub use strata_core as core;
+pub use strata_core;
 
 use tracing_subscriber::filter::EnvFilter;
 use tracing_subscriber::prelude::*;
