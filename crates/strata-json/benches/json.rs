@@ -10,7 +10,7 @@ use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use criterion::{Criterion, criterion_group};
-use tracing::{Dispatch, debug, info, info_span};
+use tracing::Dispatch;
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::prelude::*;
 
@@ -101,50 +101,9 @@ const PEERS: [(&str, MakeDispatch); 4] = [
 
 // ---- the workload -----------------------------------------------------------------------
 
-#[inline(always)]
-fn the_event() {
-    info!(
-        client = "203.0.113.42:51234",
-        status = 200_u16,
-        latency_ms = 12.625_f64,
-        cache_hit = true,
-        "request completed"
-    );
-}
-
-#[inline(always)]
-fn disabled_event() {
-    debug!(
-        client = "203.0.113.42:51234",
-        status = 200_u16,
-        latency_ms = 12.625_f64,
-        cache_hit = true,
-        "request completed"
-    );
-}
-
-/// Creates and enters the workload's two spans, runs `f` inside them, exits and closes them.
-#[inline(always)]
-fn in_two_spans<R>(f: impl FnOnce() -> R) -> R {
-    let request = info_span!(
-        "request",
-        request_id = "67e55044-10b1-426f-9247-bb680e5fe0c8",
-        user_id = 424242_u64
-    );
-    let _r = request.enter();
-    let handler = info_span!(
-        "handler",
-        route = "/api/v1/users/{id}/orders",
-        method = "GET"
-    );
-    let _h = handler.enter();
-    f()
-}
-
-#[inline(always)]
-fn request_unit() {
-    in_two_spans(the_event);
-}
+#[path = "support/workload.rs"]
+mod workload;
+use workload::{disabled_event, in_two_spans, request_unit, the_event};
 
 // ---- the reference writer ---------------------------------------------------------------
 

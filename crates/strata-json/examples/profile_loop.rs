@@ -1,9 +1,12 @@
 //! A tight loop of the benchmark's event, for profilers (`perf record`, callgrind).
 //!
 //! Run with `cargo run --release -p strata-json --example profile_loop -- [global|per-layer|unit|unit-global|reference] [N]`.
-use tracing::info;
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::prelude::*;
+
+#[path = "../benches/support/workload.rs"]
+#[allow(dead_code)]
+mod workload;
 
 #[path = "../benches/support/reference.rs"]
 #[allow(dead_code)]
@@ -58,25 +61,7 @@ fn main() {
         tracing::dispatcher::with_default(&dispatch, || {
             let t = std::time::Instant::now();
             for _ in 0..n {
-                let request = tracing::info_span!(
-                    "request",
-                    request_id = "67e55044-10b1-426f-9247-bb680e5fe0c8",
-                    user_id = 424242_u64
-                );
-                let _r = request.enter();
-                let handler = tracing::info_span!(
-                    "handler",
-                    route = "/api/v1/users/{id}/orders",
-                    method = "GET"
-                );
-                let _h = handler.enter();
-                info!(
-                    client = "203.0.113.42:51234",
-                    status = 200_u16,
-                    latency_ms = 12.625_f64,
-                    cache_hit = true,
-                    "request completed"
-                );
+                workload::request_unit();
             }
             eprintln!(
                 "{mode}: {:.1} ns/request",
@@ -86,31 +71,15 @@ fn main() {
         return;
     }
     tracing::dispatcher::with_default(&dispatch, || {
-        let request = tracing::info_span!(
-            "request",
-            request_id = "67e55044-10b1-426f-9247-bb680e5fe0c8",
-            user_id = 424242_u64
-        );
-        let _r = request.enter();
-        let handler = tracing::info_span!(
-            "handler",
-            route = "/api/v1/users/{id}/orders",
-            method = "GET"
-        );
-        let _h = handler.enter();
-        let t = std::time::Instant::now();
-        for _ in 0..n {
-            info!(
-                client = "203.0.113.42:51234",
-                status = 200_u16,
-                latency_ms = 12.625_f64,
-                cache_hit = true,
-                "request completed"
+        workload::in_two_spans(|| {
+            let t = std::time::Instant::now();
+            for _ in 0..n {
+                workload::the_event();
+            }
+            eprintln!(
+                "{mode}: {:.1} ns/event",
+                t.elapsed().as_nanos() as f64 / n as f64
             );
-        }
-        eprintln!(
-            "{mode}: {:.1} ns/event",
-            t.elapsed().as_nanos() as f64 / n as f64
-        );
+        })
     });
 }

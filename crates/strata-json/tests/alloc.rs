@@ -3,8 +3,13 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
-use tracing::{info, info_span};
+use tracing::info_span;
+
+#[path = "../benches/support/workload.rs"]
+#[allow(dead_code)]
+mod workload;
 use tracing_subscriber::prelude::*;
+use workload::{in_two_spans, the_event as event};
 
 struct Counting;
 
@@ -33,60 +38,40 @@ fn allocs() -> u64 {
     ALLOCS.with(Cell::get)
 }
 
-fn event() {
-    info!(
-        client = "203.0.113.42:51234",
-        status = 200_u16,
-        latency_ms = 12.625_f64,
-        cache_hit = true,
-        "request completed"
-    );
-}
-
 #[test]
 fn events_in_spans_allocate_nothing_in_steady_state() {
     let sub = tracing_subscriber::registry().with(strata_json::layer().with_writer(std::io::sink));
     tracing::subscriber::with_default(sub, || {
-        let request = info_span!(
-            "request",
-            request_id = "67e55044-10b1-426f-9247-bb680e5fe0c8",
-            user_id = 424242_u64
-        );
-        let _r = request.enter();
-        let handler = info_span!(
-            "handler",
-            route = "/api/v1/users/{id}/orders",
-            method = "GET"
-        );
-        let _h = handler.enter();
-        let both = || {
-            event();
-            tracing::warn!(
-                error = &std::io::Error::other("x") as &dyn std::error::Error,
-                "with an error"
+        in_two_spans(|| {
+            let both = || {
+                event();
+                tracing::warn!(
+                    error = &std::io::Error::other("x") as &dyn std::error::Error,
+                    "with an error"
+                );
+            };
+            // warm-up: per-thread buffers and the callsite cache fill once
+            for _ in 0..10 {
+                both();
+            }
+            let before = allocs();
+            for _ in 0..1000 {
+                both();
+            }
+            let per_event = (allocs() - before) as f64 / 2000.0;
+            // io::Error::other allocates its payload itself (one Box for the error, one for the
+            // String): count them out by measuring them alone.
+            let before = allocs();
+            for _ in 0..1000 {
+                std::hint::black_box(std::io::Error::other("x"));
+            }
+            let error_own = (allocs() - before) as f64 / 2000.0;
+            assert_eq!(
+                per_event - error_own,
+                0.0,
+                "heap allocations per event in steady state"
             );
-        };
-        // warm-up: per-thread buffers and the callsite cache fill once
-        for _ in 0..10 {
-            both();
-        }
-        let before = allocs();
-        for _ in 0..1000 {
-            both();
-        }
-        let per_event = (allocs() - before) as f64 / 2000.0;
-        // io::Error::other allocates its payload itself (one Box for the error, one for the
-        // String): count them out by measuring them alone.
-        let before = allocs();
-        for _ in 0..1000 {
-            std::hint::black_box(std::io::Error::other("x"));
-        }
-        let error_own = (allocs() - before) as f64 / 2000.0;
-        assert_eq!(
-            per_event - error_own,
-            0.0,
-            "heap allocations per event in steady state"
-        );
+        })
     });
 }
 
