@@ -198,3 +198,54 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(150))]
+
+    /// Every preset, every option: arbitrary names and values always give one valid JSON object
+    /// per line with unique keys at every depth.
+    #[test]
+    fn every_preset_writes_valid_unique_json(
+        ev in prop::collection::vec((name(), value()), 8),
+        sp in prop::collection::vec((name(), value()), 4),
+        preset in prop::sample::select(vec![
+            strata_json::Preset::Default,
+            strata_json::Preset::Ecs,
+            strata_json::Preset::Gcp,
+            strata_json::Preset::OpenTelemetry,
+        ]),
+        options in any::<(bool, bool, bool, bool)>(),
+    ) {
+        let ev_names: Vec<String> = ev.iter().map(|(n, _)| n.clone()).collect();
+        let sp_names: Vec<String> = sp.iter().map(|(n, _)| n.clone()).collect();
+        let ev_meta = leak_meta(&ev_names, Kind::EVENT);
+        let sp_meta = leak_meta(&sp_names, Kind::SPAN);
+        let (file_line, thread, span_name, span_close) = options;
+        let cap = Capture::default();
+        let json = layer()
+            .with_preset(preset)
+            .with_file_line(file_line)
+            .with_thread(thread)
+            .with_span_name(span_name)
+            .with_span_close(span_close)
+            .with_max_field_len(24)
+            .with_writer(cap.clone());
+        let sub = tracing_subscriber::registry().with(json);
+        tracing::subscriber::with_default(sub, || {
+            let sf: Vec<_> = sp_meta.fields().iter().collect();
+            let sv: [(&tracing_core::Field, Option<&dyn TracingValue>); 4] =
+                std::array::from_fn(|i| (&sf[i], Some(sp[i].1.as_value())));
+            let span = tracing::Span::new(sp_meta, &sp_meta.fields().value_set(&sv));
+            let _e = span.enter();
+            let ef: Vec<_> = ev_meta.fields().iter().collect();
+            let evs: [(&tracing_core::Field, Option<&dyn TracingValue>); 8] =
+                std::array::from_fn(|i| (&ef[i], Some(ev[i].1.as_value())));
+            Event::dispatch(ev_meta, &ev_meta.fields().value_set(&evs));
+        });
+        let writes = cap.writes();
+        prop_assert!(!writes.is_empty());
+        for w in &writes {
+            support::parse_line(w); // strict: one object, one newline, no duplicate keys
+        }
+    }
+}

@@ -549,3 +549,70 @@ fn record_is_applied_once_and_may_log_from_debug() {
         (Some("noisy"), Some(2))
     );
 }
+
+#[test]
+fn many_fields_spill_past_the_inline_key_set() {
+    let lines = capture(layer(), || {
+        let outer = info_span!(
+            "outer",
+            s0 = 0,
+            s1 = 1,
+            s2 = 2,
+            s3 = 3,
+            s4 = 4,
+            s5 = 5,
+            s6 = 6,
+            s7 = 7,
+            s8 = 8,
+            s9 = 9,
+            s10 = 10,
+            s11 = 11,
+            s12 = 12,
+            s13 = 13,
+            s14 = 14,
+            s15 = 15,
+            s16 = 16,
+            s17 = 17,
+            s18 = 18,
+            s19 = 19,
+            shared = "outer"
+        );
+        let _o = outer.enter();
+        let inner = info_span!("inner", shared = "inner", s3 = "inner");
+        let _i = inner.enter();
+        info!(
+            e0 = 0,
+            e1 = 1,
+            e2 = 2,
+            e3 = 3,
+            e4 = 4,
+            e5 = 5,
+            e6 = 6,
+            e7 = 7,
+            e8 = 8,
+            e9 = 9,
+            e10 = 10,
+            e11 = 11,
+            e12 = 12,
+            e13 = 13,
+            e14 = 14,
+            e15 = 15,
+            e16 = 16,
+            e17 = 17,
+            e18 = 18,
+            e19 = 19,
+            s19 = "event",
+            "many"
+        );
+    });
+    let l = obj(&lines[0]);
+    for i in 0..20 {
+        assert_eq!(l[&format!("e{i}")], i, "e{i}");
+        if i != 3 && i != 19 {
+            assert_eq!(l[&format!("s{i}")], i, "s{i}");
+        }
+    }
+    assert_eq!(l["s3"], "inner");
+    assert_eq!(l["s19"], "event");
+    assert_eq!(l["shared"], "inner");
+}
