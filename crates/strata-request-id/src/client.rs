@@ -1,0 +1,104 @@
+//! Propagation to outgoing calls: the current request ID (and, through [`Injector`]s, trace
+//! context) into the headers of an HTTP request.
+
+use std::sync::{Arc, RwLock};
+use std::task::{Context, Poll};
+
+use http::{HeaderMap, HeaderValue, Request};
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::context::current_request_id;
+use crate::server::X_REQUEST_ID;
+
+/// Adds propagation headers to outgoing requests; registered with [`add_injector`].
+///
+/// This is the extension point for trace context: strata-otlp registers one that writes W3C
+/// `traceparent`/`tracestate`.
+pub trait Injector: Send + Sync + 'static {
+    /// Adds this injector's headers to `headers` (never replacing ones already there).
+    fn inject(&self, headers: &mut HeaderMap);
+}
+
+static INJECTORS: RwLock<Vec<Arc<dyn Injector>>> = RwLock::new(Vec::new());
+
+/// Registers an [`Injector`] run by every [`inject`] call, after the request ID.
+pub fn add_injector(injector: impl Injector) {
+    INJECTORS
+        .write()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(Arc::new(injector));
+}
+
+/// Adds the current request's ID as `x-request-id` (unless the header is already set) and runs
+/// the registered [`Injector`]s. Returns whether a request ID was added.
+///
+/// ```no_run
+/// # async fn call(client: reqwest::Client) -> reqwest::Result<()> {
+/// let mut headers = http::HeaderMap::new();
+/// strata_request_id::inject(&mut headers);
+/// client.get("http://billing.internal/v1/invoices").headers(headers).send().await?;
+/// # Ok(()) }
+/// ```
+pub fn inject(headers: &mut HeaderMap) -> bool {
+    let mut added = false;
+    if !headers.contains_key(X_REQUEST_ID)
+        && let Some(id) = current_request_id()
+    {
+        let value =
+            HeaderValue::from_str(id.as_str()).expect("request IDs are valid header values");
+        headers.insert(X_REQUEST_ID, value);
+        added = true;
+    }
+    let injectors = INJECTORS.read().unwrap_or_else(|e| e.into_inner());
+    for i in injectors.iter() {
+        i.inject(headers);
+    }
+    added
+}
+
+/// A tower layer for HTTP clients: calls [`inject`] on every outgoing request.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PropagateLayer {
+    _private: (),
+}
+
+impl PropagateLayer {
+    /// A new propagation layer.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl<S> Layer<S> for PropagateLayer {
+    type Service = Propagate<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Propagate { inner }
+    }
+}
+
+/// The service made by [`PropagateLayer`].
+#[derive(Debug, Clone)]
+pub struct Propagate<S> {
+    inner: S,
+}
+
+impl<S, B> Service<Request<B>> for Propagate<S>
+where
+    S: Service<Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        inject(req.headers_mut());
+        self.inner.call(req)
+    }
+}
