@@ -24,15 +24,18 @@ pub const MAX_LEN: usize = 128;
 pub struct RequestId(Box<str>);
 
 impl RequestId {
-    /// A fresh UUIDv7.
+    /// A fresh UUIDv7: 48 bits of Unix time in milliseconds, then 74 random bits from a
+    /// per-thread generator seeded by the OS (no system call per ID).
     pub fn generate() -> Self {
+        let millis = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let random: [u8; 10] = fastrand::u128(..).to_le_bytes()[..10]
+            .try_into()
+            .expect("10 bytes");
+        let uuid = uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid();
         let mut buf = uuid::Uuid::encode_buffer();
-        RequestId(
-            uuid::Uuid::now_v7()
-                .hyphenated()
-                .encode_lower(&mut buf)
-                .into(),
-        )
+        RequestId(uuid.hyphenated().encode_lower(&mut buf).into())
     }
 
     /// Accepts `raw` if it is a valid ID.

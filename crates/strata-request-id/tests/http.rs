@@ -322,6 +322,11 @@ async fn hostile_request_ids_get_a_fresh_id_and_break_nothing() {
         ("non-ascii", "x-request-id: é漢字\r\n".as_bytes().to_vec()),
         ("high bytes", b"x-request-id: \xff\xfe\r\n".to_vec()),
         ("tab", b"x-request-id: a\tb\r\n".to_vec()),
+        ("bare CR", b"x-request-id: a\rx-forged: 1\r\n".to_vec()),
+        (
+            "CRLF continuation",
+            b"x-request-id: abc\r\n forged-fold\r\n".to_vec(),
+        ),
         ("ansi", b"x-request-id: \x1b[31mred\r\n".to_vec()),
         ("10 KB", format!("x-request-id: {big}\r\n").into_bytes()),
         (
@@ -352,6 +357,9 @@ async fn hostile_request_ids_get_a_fresh_id_and_break_nothing() {
             match *name {
                 "repeated, first bad" => assert_eq!(id, "good-2"),
                 "correlation fallback" => assert_eq!(id, "corr-9"),
+                // hyper may refuse the obsolete line folding (400) or unfold it; either way
+                // the valid first part is all that can be taken
+                "CRLF continuation" => assert!(id == "abc" || id.len() == 36, "{id}"),
                 _ => assert_eq!(id.len(), 36, "{name}: fresh UUIDv7 expected, got {id}"),
             }
         }
