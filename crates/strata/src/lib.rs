@@ -26,7 +26,9 @@
 //! [`InitError`] naming the setting, the value and what was expected.
 //!
 //! The log filter applies to the JSON output only (a per-layer filter), so layers added by later
-//! strata features (traces, metrics) still see every span.
+//! strata features (traces, metrics) still see every span. It filters *events*: spans at INFO
+//! and above are always kept, so with `RUST_LOG=warn` a WARN line inside a request still
+//! carries the request's `request_id` and other span fields.
 //!
 //! # Feature flags
 //!
@@ -42,7 +44,7 @@ pub use strata_json::{self as json, Preset};
 
 pub use strata_core;
 
-use tracing_subscriber::filter::EnvFilter;
+use tracing_subscriber::filter::{filter_fn, EnvFilter, FilterExt};
 use tracing_subscriber::prelude::*;
 
 /// The environment variable naming the service.
@@ -244,7 +246,11 @@ impl Builder {
     /// [`InitError`] when a setting is invalid or a global subscriber is already installed.
     pub fn try_init(self) -> Result<Guard, InitError> {
         let settings = self.resolve()?;
-        let filter = parse_filter(settings.filter_setting, &settings.filter)?;
+        // The log filter decides which *events* are written. Spans at INFO and above always
+        // exist, so a WARN line inside a request still carries the request's fields
+        // (request_id, user_id…) when the filter is `warn`.
+        let filter = parse_filter(settings.filter_setting, &settings.filter)?
+            .or(filter_fn(|meta| meta.is_span() && *meta.level() <= tracing::Level::INFO));
         #[cfg(feature = "json")]
         {
             let mut json = strata_json::layer()
