@@ -4,6 +4,7 @@
 use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll};
 
+use http::header::HeaderName;
 use http::{HeaderMap, HeaderValue, Request};
 use tower_layer::Layer;
 use tower_service::Service;
@@ -41,33 +42,55 @@ pub fn add_injector(injector: impl Injector) {
 /// # Ok(()) }
 /// ```
 pub fn inject(headers: &mut HeaderMap) -> bool {
+    inject_as(headers, &X_REQUEST_ID)
+}
+
+/// [`inject`] with another header name for the request ID (for services that expect
+/// `x-correlation-id`, say).
+pub fn inject_as(headers: &mut HeaderMap, name: &HeaderName) -> bool {
     let mut added = false;
-    if !headers.contains_key(X_REQUEST_ID)
+    if !headers.contains_key(name)
         && let Some(id) = current_request_id()
     {
         let value =
             HeaderValue::from_str(id.as_str()).expect("request IDs are valid header values");
-        headers.insert(X_REQUEST_ID, value);
+        headers.insert(name.clone(), value);
         added = true;
     }
-    let injectors = INJECTORS.read().unwrap_or_else(|e| e.into_inner());
-    for i in injectors.iter() {
+    // Clone the list so an injector may register another without deadlocking.
+    let injectors = INJECTORS.read().unwrap_or_else(|e| e.into_inner()).clone();
+    for i in &injectors {
         i.inject(headers);
     }
     added
 }
 
 /// A tower layer for HTTP clients: calls [`inject`] on every outgoing request.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone)]
 pub struct PropagateLayer {
-    _private: (),
+    header: HeaderName,
+}
+
+impl Default for PropagateLayer {
+    fn default() -> Self {
+        PropagateLayer {
+            header: X_REQUEST_ID,
+        }
+    }
 }
 
 impl PropagateLayer {
-    /// A new propagation layer.
+    /// A layer writing the ID as `x-request-id`.
     #[must_use]
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Writes the ID under `name` instead of `x-request-id`.
+    #[must_use]
+    pub fn with_header(mut self, name: HeaderName) -> Self {
+        self.header = name;
+        self
     }
 }
 
@@ -75,7 +98,10 @@ impl<S> Layer<S> for PropagateLayer {
     type Service = Propagate<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Propagate { inner }
+        Propagate {
+            inner,
+            header: self.header.clone(),
+        }
     }
 }
 
@@ -83,6 +109,7 @@ impl<S> Layer<S> for PropagateLayer {
 #[derive(Debug, Clone)]
 pub struct Propagate<S> {
     inner: S,
+    header: HeaderName,
 }
 
 impl<S, B> Service<Request<B>> for Propagate<S>
@@ -98,7 +125,7 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        inject(req.headers_mut());
+        inject_as(req.headers_mut(), &self.header);
         self.inner.call(req)
     }
 }

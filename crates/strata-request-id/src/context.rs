@@ -43,9 +43,10 @@ pub fn current_request_id() -> Option<RequestId> {
     })
 }
 
-/// Records the authenticated user on the current request's span (the nearest enclosing span
-/// that declares a `user_id` field, as the spans made by this crate do), so every later line of
-/// the request carries `user_id`. Returns `false` when there is no such span.
+/// Records the authenticated user on the current request's span — the nearest enclosing span
+/// declaring both `request_id` and `user_id` (as the spans made by this crate do), else the
+/// nearest declaring `user_id` — so every later line of the request carries `user_id`.
+/// Returns `false` when there is no such span.
 ///
 /// ```
 /// # use tracing_subscriber::prelude::*;
@@ -57,12 +58,14 @@ pub fn current_request_id() -> Option<RequestId> {
 /// # });
 /// ```
 pub fn record_user<V: tracing::Value>(user: V) -> bool {
-    let target = with_scope(|s| {
-        s.metadata()
-            .fields()
-            .field(USER_ID_FIELD)
-            .map(|_| (s.id(), s.metadata()))
-    });
+    // The request's own span (it has a request_id) first; any span declaring user_id after.
+    let declares = |s: &tracing_subscriber::registry::SpanRef<'_, Registry>, request: bool| {
+        let fields = s.metadata().fields();
+        (fields.field(USER_ID_FIELD).is_some()
+            && (!request || fields.field(REQUEST_ID_FIELD).is_some()))
+        .then(|| (s.id(), s.metadata()))
+    };
+    let target = with_scope(|s| declares(s, true)).or_else(|| with_scope(|s| declares(s, false)));
     let Some((id, meta)) = target else {
         return false;
     };

@@ -42,7 +42,7 @@ mod context;
 mod id;
 mod server;
 
-pub use client::{Injector, Propagate, PropagateLayer, add_injector, inject};
+pub use client::{Injector, Propagate, PropagateLayer, add_injector, inject, inject_as};
 pub use context::{
     JobContext, REQUEST_ID_FIELD, USER_ID_FIELD, current_request_id, record_user, request_span,
     spawn, spawn_blocking,

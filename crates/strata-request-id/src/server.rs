@@ -14,7 +14,7 @@ use tower_service::Service;
 use tracing::Span;
 use tracing::field::Empty;
 
-use crate::id::{RequestId, sanitize};
+use crate::id::RequestId;
 
 /// The header read and written by default.
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -35,7 +35,9 @@ struct Config {
 /// 1. takes the ID from the first of the accepted headers (`x-request-id` by default) that holds
 ///    a valid one (1–128 characters of `[A-Za-z0-9._:-]`); otherwise makes a UUIDv7 and records
 ///    the refused value, sanitised and cut to 64 bytes, as `request_id.rejected`. The request's
-///    `x-request-id` header is set to the ID in use and [`RequestId`] is put in its extensions;
+///    response header (`x-request-id` unless [`RequestIdLayer::with_response_header`] changed it)
+///    is set to the ID in use, so handlers and proxies behind see the ID in force, never a
+///    refused value; [`RequestId`] is put in the request's extensions;
 /// 2. runs the inner service inside a `request` span with `request_id`, `method`, `route` (the
 ///    route template from axum's `MatchedPath` with the `axum` feature — never the raw path, so
 ///    the value set stays small), `path` (cut to 256 bytes) and an empty `user_id`;
@@ -47,8 +49,10 @@ struct Config {
 /// # Layer order
 ///
 /// Put it **outside** the layers whose lines should carry the ID (tracing, timeouts, auth,
-/// compression…): a layer added after it with `ServiceBuilder` runs inside its span. With
-/// axum, `Router::layer(RequestIdLayer::new())` runs after routing, so `MatchedPath` is known;
+/// compression…). With `ServiceBuilder`, layers listed *after* it run inside its span; with
+/// axum's `Router::layer`, layers added *before* it (closer to the routes) do, since each
+/// `.layer()` wraps what was built so far. `Router::layer(RequestIdLayer::new())` runs after
+/// routing, so `MatchedPath` is known;
 /// it replaces tower-http's `SetRequestIdLayer`, `PropagateRequestIdLayer` and, for logging,
 /// `TraceLayer` (keep `TraceLayer` inside it if you want its extra events; they will carry the
 /// ID). Requests answered before routing (a 404) have no `route`.
@@ -90,8 +94,8 @@ impl RequestIdLayer {
         Arc::make_mut(&mut self.config)
     }
 
-    /// Also accepts an incoming ID from `name` (tried in the order added, after
-    /// `x-request-id`).
+    /// Also accepts an incoming ID from `name`, tried after the headers already accepted
+    /// (`x-request-id` by default).
     #[must_use]
     pub fn with_header(mut self, name: HeaderName) -> Self {
         let c = self.config_mut();
@@ -159,6 +163,24 @@ impl Config {
     }
 }
 
+/// The method's name, or `_OTHER` (OpenTelemetry's convention) for extension methods, whose
+/// names a client chooses freely and could make arbitrarily long.
+fn method_name(method: &http::Method) -> &str {
+    use http::Method;
+    match *method {
+        Method::GET
+        | Method::POST
+        | Method::PUT
+        | Method::DELETE
+        | Method::HEAD
+        | Method::OPTIONS
+        | Method::CONNECT
+        | Method::PATCH
+        | Method::TRACE => method.as_str(),
+        _ => "_OTHER",
+    }
+}
+
 fn route<B>(req: &Request<B>) -> Option<&str> {
     #[cfg(feature = "axum")]
     if let Some(p) = req.extensions().get::<axum::extract::MatchedPath>() {
@@ -184,16 +206,18 @@ where
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let start = Instant::now();
         let (id, rejected) = self.config.pick(req.headers());
-        let path = req.uri().path();
-        let path = if path.len() > MAX_PATH {
-            sanitize(path.as_bytes(), MAX_PATH)
+        // The JSON encoder escapes; here only the length is bounded.
+        let full_path = req.uri().path();
+        let clipped = strata_core::encode::clip(full_path, MAX_PATH);
+        let path = if clipped.len() < full_path.len() {
+            format!("{clipped}…")
         } else {
-            path.to_owned()
+            clipped.to_owned()
         };
         let span = tracing::info_span!(
             "request",
             request_id = id.as_str(),
-            method = req.method().as_str(),
+            method = method_name(req.method()),
             route = Empty,
             path = path.as_str(),
             user_id = Empty,
@@ -219,12 +243,15 @@ where
             start,
             header: Some(header),
             config: Arc::clone(&self.config),
+            done: false,
         }
     }
 }
 
 pin_project! {
-    /// The response future of [`RequestIdService`].
+    /// The response future of [`RequestIdService`]. Dropped before completion (the client went
+    /// away, a timeout or shutdown cancelled the request), it still writes the access line: a
+    /// WARN "request cancelled" with the time spent.
     pub struct ResponseFuture<F> {
         #[pin]
         inner: F,
@@ -232,7 +259,25 @@ pin_project! {
         start: Instant,
         header: Option<HeaderValue>,
         config: Arc<Config>,
+        done: bool,
     }
+
+    impl<F> PinnedDrop for ResponseFuture<F> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if !*this.done {
+                let _enter = this.span.enter();
+                let duration_ms = millis(this.start.elapsed());
+                this.span.record("duration_ms", duration_ms);
+                tracing::warn!(event = "http_request", duration_ms, "request cancelled");
+            }
+        }
+    }
+}
+
+/// A duration in milliseconds with microsecond precision.
+fn millis(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e6).round() / 1e3
 }
 
 impl<F: std::fmt::Debug> std::fmt::Debug for ResponseFuture<F> {
@@ -257,8 +302,9 @@ where
             Poll::Pending => return Poll::Pending,
             Poll::Ready(out) => out,
         };
+        *this.done = true;
         let elapsed = this.start.elapsed();
-        let duration_ms = (elapsed.as_secs_f64() * 1e6).round() / 1e3;
+        let duration_ms = millis(elapsed);
         this.span.record("duration_ms", duration_ms);
         match out {
             Ok(mut res) => {

@@ -248,9 +248,16 @@ async fn a_job_enqueued_by_a_request_carries_its_id() {
         )
         .layer(RequestIdLayer::new());
     let addr = serve(app).await;
+    // only x-request-id is accepted by default
     let res = reqwest::Client::new()
         .get(format!("http://{addr}/pay"))
         .header("x-correlation-id", "ignored-by-default")
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(res.headers()["x-request-id"], "ignored-by-default");
+    let res = reqwest::Client::new()
+        .get(format!("http://{addr}/pay"))
         .header("x-request-id", "pay-123")
         .send()
         .await
@@ -349,7 +356,6 @@ async fn hostile_request_ids_get_a_fresh_id_and_break_nothing() {
             head.starts_with("HTTP/1.1 400") || head.starts_with("HTTP/1.1 431");
         assert!(status_ok || status_rejected_by_http, "{name}: {head}");
         if status_ok {
-            reached.push(*name);
             let id = head
                 .lines()
                 .find_map(|l| l.strip_prefix("x-request-id: "))
@@ -362,6 +368,7 @@ async fn hostile_request_ids_get_a_fresh_id_and_break_nothing() {
                 "CRLF continuation" => assert!(id == "abc" || id.len() == 36, "{id}"),
                 _ => assert_eq!(id.len(), 36, "{name}: fresh UUIDv7 expected, got {id}"),
             }
+            reached.push((*name, id.to_owned()));
         }
     }
     // hyper itself refuses some (bytes it will not parse); the rest reach the middleware
@@ -372,6 +379,20 @@ async fn hostile_request_ids_get_a_fresh_id_and_break_nothing() {
     // every line is one valid JSON object (parsed() panics otherwise); nothing was forged
     let all = parsed();
     assert!(!all.iter().any(|l| l["message"] == "forged"));
+    // each request that got a fresh ID says what it refused, on its own access line
+    for (name, id) in &reached {
+        let access = with_id(&all, id)
+            .into_iter()
+            .find(|l| l["event"] == "http_request")
+            .cloned();
+        let access = access.unwrap_or_else(|| panic!("{name}: no access line for {id}"));
+        if id.len() == 36 {
+            assert!(
+                access.get("request_id.rejected").is_some(),
+                "{name}: {access}"
+            );
+        }
+    }
     let rejected: Vec<&str> = all
         .iter()
         .filter_map(|l| l.get("request_id.rejected").and_then(Value::as_str))
@@ -428,4 +449,116 @@ async fn status_and_slowness_choose_the_access_level() {
     assert_eq!(s["message"], "slow request");
     assert!(s["duration_ms"].as_f64().unwrap() >= 50.0);
     assert_eq!(s["threshold_ms"], 50);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelled_requests_still_get_an_access_line() {
+    use tower::{Layer, ServiceExt};
+    lines();
+    let never = tower::service_fn(|_req: http::Request<()>| async {
+        std::future::pending::<Result<http::Response<()>, std::convert::Infallible>>().await
+    });
+    let svc = RequestIdLayer::new().layer(never);
+    let req = http::Request::get("/stuck")
+        .header("x-request-id", "cancel-1")
+        .body(())
+        .unwrap();
+    let timed_out =
+        tokio::time::timeout(std::time::Duration::from_millis(20), svc.oneshot(req)).await;
+    assert!(timed_out.is_err());
+    let all = parsed();
+    let line = with_id(&all, "cancel-1")
+        .into_iter()
+        .find(|l| l["event"] == "http_request")
+        .cloned()
+        .expect("an access line for the cancelled request");
+    assert_eq!(line["level"], "WARN");
+    assert_eq!(line["message"], "request cancelled");
+    assert!(line["duration_ms"].as_f64().unwrap() >= 20.0);
+    assert!(line.get("status_code").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headers_extensions_paths_and_methods() {
+    use tower::{Layer, ServiceExt};
+    lines();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let svc = {
+        let seen = seen.clone();
+        tower::service_fn(move |req: http::Request<()>| {
+            let seen = seen.clone();
+            async move {
+                let ext = req
+                    .extensions()
+                    .get::<strata_request_id::RequestId>()
+                    .cloned();
+                seen.lock().unwrap().push((req.headers().clone(), ext));
+                let mut res = http::Response::new(());
+                if req.uri().path() == "/own-header" {
+                    res.headers_mut()
+                        .insert("x-corr", http::HeaderValue::from_static("handler-set"));
+                }
+                Ok::<_, std::convert::Infallible>(res)
+            }
+        })
+    };
+    let corr = http::HeaderName::from_static("x-corr");
+    let svc = RequestIdLayer::new()
+        .with_headers([corr.clone()])
+        .with_response_header(corr.clone())
+        .layer(svc);
+
+    // the ID comes from x-corr only; the request's x-corr is set to the ID in force
+    let req = http::Request::get("/a")
+        .header("x-corr", "bad value")
+        .header("x-request-id", "not-read")
+        .body(())
+        .unwrap();
+    let res = svc.clone().oneshot(req).await.unwrap();
+    let id = res.headers()["x-corr"].to_str().unwrap().to_owned();
+    assert_eq!(id.len(), 36);
+    {
+        let seen = seen.lock().unwrap();
+        assert_eq!(
+            seen[0].0["x-corr"],
+            id.as_str(),
+            "handlers never see the refused value"
+        );
+        assert_eq!(seen[0].1.as_ref().unwrap().as_str(), id);
+    }
+    // a header the handler set is kept
+    let req = http::Request::get("/own-header")
+        .header("x-corr", "mine-1")
+        .body(())
+        .unwrap();
+    let res = svc.clone().oneshot(req).await.unwrap();
+    assert_eq!(res.headers()["x-corr"], "handler-set");
+    // long paths are cut, odd methods are _OTHER, a request with no route has no route field
+    let long = format!("/{}", "p".repeat(1000));
+    let req = http::Request::builder()
+        .method(http::Method::from_bytes(&b"X".repeat(200)).unwrap())
+        .uri(long.as_str())
+        .header("x-corr", "odd-1")
+        .body(())
+        .unwrap();
+    svc.clone().oneshot(req).await.unwrap();
+    let all = parsed();
+    let line = with_id(&all, "odd-1")
+        .into_iter()
+        .find(|l| l["event"] == "http_request")
+        .cloned()
+        .unwrap();
+    assert_eq!(line["method"], "_OTHER");
+    let path = line["path"].as_str().unwrap();
+    assert!(
+        path.len() <= 256 + '…'.len_utf8() && path.ends_with('…'),
+        "{path}"
+    );
+    assert!(line.get("route").is_none());
+    let rejected = with_id(&all, &id)
+        .into_iter()
+        .find(|l| l["event"] == "http_request")
+        .cloned()
+        .unwrap();
+    assert_eq!(rejected["request_id.rejected"], "bad value");
 }

@@ -44,7 +44,7 @@ pub use strata_json::{self as json, Preset};
 
 pub use strata_core;
 
-use tracing_subscriber::filter::{filter_fn, EnvFilter, FilterExt};
+use tracing_subscriber::filter::{EnvFilter, FilterExt, filter_fn};
 use tracing_subscriber::prelude::*;
 
 /// The environment variable naming the service.
@@ -249,8 +249,10 @@ impl Builder {
         // The log filter decides which *events* are written. Spans at INFO and above always
         // exist, so a WARN line inside a request still carries the request's fields
         // (request_id, user_id…) when the filter is `warn`.
-        let filter = parse_filter(settings.filter_setting, &settings.filter)?
-            .or(filter_fn(|meta| meta.is_span() && *meta.level() <= tracing::Level::INFO));
+        let filter =
+            parse_filter(settings.filter_setting, &settings.filter)?.or(filter_fn(|meta| {
+                meta.is_span() && *meta.level() <= tracing::Level::INFO
+            }));
         #[cfg(feature = "json")]
         {
             let mut json = strata_json::layer()

@@ -103,7 +103,10 @@ fn rust_log_filters_and_a_bad_filter_is_a_clear_error() {
     assert!(!lines.is_empty());
     // the filter hides INFO events, not the INFO request spans: WARN lines keep their context
     for l in &lines {
-        assert!(l["request_id"].as_str().is_some_and(|id| id.len() == 36), "context lost: {l}");
+        assert!(
+            l["request_id"].as_str().is_some_and(|id| id.len() == 36),
+            "context lost: {l}"
+        );
     }
     assert!(
         lines
