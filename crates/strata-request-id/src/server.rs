@@ -218,19 +218,13 @@ where
             "request",
             request_id = id.as_str(),
             method = method_name(req.method()),
-            route = Empty,
+            route = route(&req),
             path = path.as_str(),
             user_id = Empty,
             status_code = Empty,
             duration_ms = Empty,
-            request_id.rejected = Empty,
+            request_id.rejected = rejected.as_deref(),
         );
-        if let Some(r) = route(&req) {
-            span.record("route", r);
-        }
-        if let Some(r) = &rejected {
-            span.record("request_id.rejected", r.as_str());
-        }
         let header =
             HeaderValue::from_str(id.as_str()).expect("request IDs are valid header values");
         req.headers_mut()
@@ -305,11 +299,11 @@ where
         *this.done = true;
         let elapsed = this.start.elapsed();
         let duration_ms = millis(elapsed);
-        this.span.record("duration_ms", duration_ms);
         match out {
             Ok(mut res) => {
                 let status = res.status().as_u16();
-                this.span.record("status_code", status);
+                // one record for both: each record re-renders the span's cached fields
+                tracing::record_all!(this.span, status_code = status, duration_ms);
                 if status >= 500 {
                     tracing::error!(
                         event = "http_request",
@@ -342,6 +336,7 @@ where
                 Poll::Ready(Ok(res))
             }
             Err(e) => {
+                this.span.record("duration_ms", duration_ms);
                 tracing::error!(event = "http_request", duration_ms, error = %e, "request failed");
                 Poll::Ready(Err(e))
             }
