@@ -146,6 +146,11 @@ pub fn clip(s: &str, max: usize) -> &str {
     &s[..cut]
 }
 
+/// The current time as an RFC 3339 UTC timestamp with microseconds.
+pub fn rfc3339_now() -> String {
+    crate::time::rfc3339(std::time::SystemTime::now())
+}
+
 /// Appends an integer.
 #[inline]
 pub fn write_int<I: itoa::Integer>(buf: &mut Vec<u8>, v: I) {

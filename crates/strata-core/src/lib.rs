@@ -31,6 +31,7 @@ pub mod encode;
 pub mod error;
 mod severity;
 pub mod store;
+pub mod time;
 
 pub use error::{Classify, ErrorClass};
 pub use severity::{CRITICAL_FIELD, ParseSeverityError, Severity};

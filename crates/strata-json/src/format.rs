@@ -13,7 +13,7 @@ use tracing_core::{Event, Metadata, Subscriber};
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
-use crate::time::{Clock, unix_nanos};
+use strata_core::time::{Clock, unix_nanos};
 
 /// The shape of the JSON object: strata's default schema or a mapping of the same record to
 /// another well-known schema.

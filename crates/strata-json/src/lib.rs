@@ -94,7 +94,6 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod format;
-mod time;
 
 use std::fmt;
 use std::io::{self, Write};

@@ -5,9 +5,10 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Per-thread cache of the calendar part `YYYY-MM-DDTHH:MM:SS` of the last second formatted.
+/// A formatter of RFC 3339 UTC timestamps that caches the calendar part
+/// `YYYY-MM-DDTHH:MM:SS` of the last second formatted (keep one per thread).
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Clock {
+pub struct Clock {
     second: u64,
     text: [u8; 19],
 }
@@ -23,7 +24,7 @@ impl Default for Clock {
 
 impl Clock {
     /// Appends `YYYY-MM-DDTHH:MM:SS.ffffffZ` for `now` (times before 1970 print as the epoch).
-    pub(crate) fn write_rfc3339(&mut self, buf: &mut Vec<u8>, now: SystemTime) {
+    pub fn write_rfc3339(&mut self, buf: &mut Vec<u8>, now: SystemTime) {
         let d = now.duration_since(UNIX_EPOCH).unwrap_or_default();
         let secs = d.as_secs();
         if secs != self.second {
@@ -42,8 +43,28 @@ impl Clock {
     }
 }
 
+/// `now` as `YYYY-MM-DDTHH:MM:SS.ffffffZ`.
+pub fn rfc3339(now: SystemTime) -> String {
+    let mut buf = Vec::with_capacity(27);
+    Clock::default().write_rfc3339(&mut buf, now);
+    String::from_utf8(buf).expect("ASCII")
+}
+
+/// The calendar date and time of `secs` seconds since the Unix epoch, as
+/// `YYYYMMDDTHHMMSS` (for file names).
+pub fn compact(secs: u64) -> String {
+    let t = calendar(secs);
+    let mut out = String::with_capacity(15);
+    for &b in &t {
+        if b != b'-' && b != b':' {
+            out.push(b as char);
+        }
+    }
+    out
+}
+
 /// Nanoseconds since the Unix epoch.
-pub(crate) fn unix_nanos(now: SystemTime) -> u128 {
+pub fn unix_nanos(now: SystemTime) -> u128 {
     now.duration_since(UNIX_EPOCH)
         .unwrap_or_default()
         .as_nanos()
@@ -99,6 +120,12 @@ mod tests {
             UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_micros(micros as u64),
         );
         String::from_utf8(b).unwrap()
+    }
+
+    #[test]
+    fn compact_names_sort_by_time() {
+        assert_eq!(compact(951_782_400), "20000229T000000");
+        assert!(compact(1_735_732_800) < compact(1_735_732_801));
     }
 
     #[test]

@@ -1,0 +1,112 @@
+//! The lossless non-blocking writer against tracing-appender's `non_blocking(..).lossy(false)`:
+//! 2 producer threads writing raw 437-byte lines to a file, all in one run.
+//!
+//! Run with `cargo bench -p strata-router --bench writer`. Criterion reports the time to write
+//! and flush N lines (throughput in lines/s); the caller-side cost per line and the drop count
+//! are printed after the group.
+
+use std::io::Write;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput, criterion_group};
+
+const LINE_LEN: usize = 437;
+const PRODUCERS: u64 = 2;
+
+fn line() -> Vec<u8> {
+    let mut l = format!("{{\"timestamp\":\"2026-11-25T09:12:03.418207Z\",\"level\":\"INFO\",\"message\":\"");
+    while l.len() < LINE_LEN - 3 {
+        l.push('x');
+    }
+    l.push_str("\"}\n");
+    assert_eq!(l.len(), LINE_LEN);
+    l.into_bytes()
+}
+
+/// (caller nanoseconds, lines, dropped) accumulated per configuration.
+static CALLER: Mutex<Vec<(&'static str, f64, u64, u64)>> = Mutex::new(Vec::new());
+
+fn record(name: &'static str, caller: Duration, lines: u64, dropped: u64) {
+    let mut c = CALLER.lock().unwrap();
+    match c.iter_mut().find(|e| e.0 == name) {
+        Some(e) => {
+            e.1 += caller.as_nanos() as f64;
+            e.2 += lines;
+            e.3 += dropped;
+        }
+        None => c.push((name, caller.as_nanos() as f64, lines, dropped)),
+    }
+}
+
+/// Runs `PRODUCERS` threads writing `lines` lines in total through clones of `w`; returns the
+/// summed time the callers spent in `write_all`.
+fn produce<W: Write + Clone + Send>(w: &W, lines: u64) -> Duration {
+    let l = line();
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..PRODUCERS)
+            .map(|_| {
+                let mut w = w.clone();
+                let l = &l;
+                s.spawn(move || {
+                    let t = Instant::now();
+                    for _ in 0..lines / PRODUCERS {
+                        w.write_all(l).unwrap();
+                    }
+                    t.elapsed()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).sum()
+    })
+}
+
+fn nonblocking_file(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut g = c.benchmark_group("nonblocking_file");
+    g.sample_size(10).throughput(Throughput::Elements(1));
+    g.bench_function("strata", |b| {
+        b.iter_custom(|iters| {
+            let path = dir.path().join("strata.log");
+            let file = std::fs::File::create(&path).unwrap();
+            let start = Instant::now();
+            let (w, guard) = strata_router::non_blocking(file).unwrap();
+            let caller = produce(&w, iters);
+            drop(guard); // everything written
+            let total = start.elapsed();
+            record("strata", caller, iters, w.dropped_lines());
+            std::fs::remove_file(&path).unwrap();
+            total
+        })
+    });
+    g.bench_function("tracing_appender", |b| {
+        b.iter_custom(|iters| {
+            let path = dir.path().join("appender.log");
+            let file = std::fs::File::create(&path).unwrap();
+            let start = Instant::now();
+            let (w, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+                .lossy(false)
+                .finish(file);
+            let caller = produce(&w, iters);
+            drop(guard);
+            let total = start.elapsed();
+            record("tracing_appender", caller, iters, 0);
+            std::fs::remove_file(&path).unwrap();
+            total
+        })
+    });
+    g.finish();
+    for (name, ns, lines, dropped) in CALLER.lock().unwrap().iter() {
+        println!(
+            "{name:<17} caller {:>7.1} ns/line over {lines} lines, dropped {dropped}",
+            ns / *lines as f64
+        );
+    }
+}
+
+criterion_group!(benches, nonblocking_file);
+
+fn main() {
+    benches();
+    criterion::Criterion::default().configure_from_args().final_summary();
+}
