@@ -15,7 +15,9 @@ const LINE_LEN: usize = 437;
 const PRODUCERS: u64 = 2;
 
 fn line() -> Vec<u8> {
-    let mut l = format!("{{\"timestamp\":\"2026-11-25T09:12:03.418207Z\",\"level\":\"INFO\",\"message\":\"");
+    let mut l = String::from(
+        "{\"timestamp\":\"2026-11-25T09:12:03.418207Z\",\"level\":\"INFO\",\"message\":\"",
+    );
     while l.len() < LINE_LEN - 3 {
         l.push('x');
     }
@@ -108,5 +110,7 @@ criterion_group!(benches, nonblocking_file);
 
 fn main() {
     benches();
-    criterion::Criterion::default().configure_from_args().final_summary();
+    criterion::Criterion::default()
+        .configure_from_args()
+        .final_summary();
 }
