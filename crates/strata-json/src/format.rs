@@ -287,6 +287,12 @@ impl JsonFormat {
         self
     }
 
+    /// The id keying this configuration's span caches: equal ids render identically, so a
+    /// router renders an event once per distinct id.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
     /// The preset in use.
     pub fn preset(&self) -> Preset {
         self.preset

@@ -135,7 +135,65 @@ fn bursts() {
     );
 }
 
-criterion_group!(benches, nonblocking_file);
+/// A sink that discards (the cost measured is routing and rendering, not I/O).
+struct Discard;
+
+impl strata_router::Sink for Discard {
+    fn write_line(&self, line: &[u8]) -> std::io::Result<()> {
+        std::hint::black_box(line);
+        Ok(())
+    }
+}
+
+/// One event to 1 sink and to 3 sinks taking the same format.
+fn fanout(c: &mut Criterion) {
+    use strata_router::{Format, Route, RouteFilter, RouterLayer};
+    use tracing_subscriber::prelude::*;
+    let mut g = c.benchmark_group("fanout");
+    for sinks in [1, 3] {
+        let json = Format::Json(strata_json::JsonFormat::new().with_service("bench"));
+        let mut router = RouterLayer::new();
+        for _ in 0..sinks {
+            router = router.with_route(Route::new(RouteFilter::default(), json.clone(), Discard));
+        }
+        let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(router));
+        tracing::dispatcher::with_default(&dispatch, || {
+            let request = tracing::info_span!(
+                "request",
+                request_id = "67e55044-10b1-426f-9247-bb680e5fe0c8",
+                user_id = 424242_u64
+            );
+            let _r = request.enter();
+            let handler = tracing::info_span!(
+                "handler",
+                route = "/api/v1/users/{id}/orders",
+                method = "GET"
+            );
+            let _h = handler.enter();
+            g.bench_function(
+                if sinks == 1 {
+                    "one_sink"
+                } else {
+                    "three_sinks"
+                },
+                |b| {
+                    b.iter(|| {
+                        tracing::info!(
+                            client = "203.0.113.42:51234",
+                            status = 200_u16,
+                            latency_ms = 12.625_f64,
+                            cache_hit = true,
+                            "request completed"
+                        )
+                    })
+                },
+            );
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, nonblocking_file, fanout);
 
 fn main() {
     benches();

@@ -18,14 +18,23 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! Status: files and the non-blocking writer. Routing by level/target/class, syslog and the
-//! alert sinks (Slack, Discord, PagerDuty, webhooks, SMTP) come next.
+//! [`RouterLayer`] sends each event to every [`Route`] whose filter (level range, target
+//! prefixes, error class) matches, rendering it once per distinct [`Format`] however many sinks
+//! take it; network sinks never receive events from the network stack or telemetry crates.
+//!
+//! Status: routing, stdout/stderr, files and the non-blocking writer. Syslog, the alert sinks
+//! (Slack, Discord, PagerDuty, webhooks, SMTP), alert policy and TOML configuration come next.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod file;
 mod nonblocking;
+mod router;
+mod text;
 
 pub use file::{ClockFn, FileError, Period, RollingFile};
 pub use nonblocking::{
     DropReport, NonBlocking, NonBlockingBuilder, Policy, WorkerGuard, non_blocking,
+};
+pub use router::{
+    Format, NO_NETWORK_TARGETS, Route, RouteFilter, RouterLayer, Sink, Stderr, Stdout,
 };

@@ -285,6 +285,11 @@ impl std::fmt::Debug for NonBlocking {
 }
 
 impl NonBlocking {
+    /// Queues one write (whole lines) without needing `&mut`.
+    pub(crate) fn push(&self, bytes: &[u8]) {
+        self.shared.push(bytes);
+    }
+
     /// Lines dropped so far because the queue was full (always 0 with [`Policy::Block`]).
     pub fn dropped_lines(&self) -> u64 {
         self.shared.dropped.load(Ordering::Relaxed)

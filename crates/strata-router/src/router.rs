@@ -1,0 +1,366 @@
+//! The severity router: each event goes to every route whose filter matches, rendered once per
+//! distinct format however many sinks take it.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::io::{self, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use strata_core::{ErrorClass, Severity, store};
+use strata_json::JsonFormat;
+use tracing_core::field::{Field, Visit};
+use tracing_core::span::{Attributes, Id, Record};
+use tracing_core::{Event, Metadata, Subscriber};
+use tracing_subscriber::layer::{Context, Layer};
+use tracing_subscriber::registry::LookupSpan;
+
+use crate::nonblocking::NonBlocking;
+
+/// Where rendered lines go.
+pub trait Sink: Send + Sync + 'static {
+    /// Writes one rendered line (with its newline).
+    ///
+    /// # Errors
+    ///
+    /// The sink's I/O error; the router counts it and never panics.
+    fn write_line(&self, line: &[u8]) -> io::Result<()>;
+
+    /// Flushes buffered lines.
+    ///
+    /// # Errors
+    ///
+    /// The sink's I/O error.
+    fn flush(&self) -> io::Result<()> {
+        Ok(())
+    }
+
+    /// Whether the sink sends over the network: such sinks never receive events from the
+    /// network stack and telemetry crates (no feedback loops). Default: `false`.
+    fn is_network(&self) -> bool {
+        false
+    }
+}
+
+/// Standard output.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Stdout;
+
+impl Sink for Stdout {
+    fn write_line(&self, line: &[u8]) -> io::Result<()> {
+        io::stdout().lock().write_all(line)
+    }
+    fn flush(&self) -> io::Result<()> {
+        io::stdout().lock().flush()
+    }
+}
+
+/// Standard error.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Stderr;
+
+impl Sink for Stderr {
+    fn write_line(&self, line: &[u8]) -> io::Result<()> {
+        io::stderr().lock().write_all(line)
+    }
+}
+
+impl Sink for NonBlocking {
+    fn write_line(&self, line: &[u8]) -> io::Result<()> {
+        self.push(line);
+        Ok(())
+    }
+    fn flush(&self) -> io::Result<()> {
+        Write::flush(&mut self.clone())
+    }
+}
+
+/// Targets whose events never reach network sinks: the network stack and telemetry crates
+/// (and strata's own sinks), whose logs would otherwise be sent again and again.
+pub const NO_NETWORK_TARGETS: &[&str] = &[
+    "hyper",
+    "h2",
+    "tonic",
+    "tower",
+    "reqwest",
+    "lettre",
+    "opentelemetry",
+    "rustls",
+    "strata_router",
+];
+
+/// How a route renders events.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Format {
+    /// A strata-json format (any preset).
+    Json(JsonFormat),
+    /// One human-readable line: `TIMESTAMP LEVEL target: message key=value …`.
+    Text,
+}
+
+impl Format {
+    fn key(&self) -> u64 {
+        match self {
+            Format::Json(f) => f.id(),
+            Format::Text => 0,
+        }
+    }
+}
+
+/// Which events a route takes.
+#[derive(Debug, Clone)]
+pub struct RouteFilter {
+    min: Severity,
+    max: Severity,
+    include: Vec<String>,
+    exclude: Vec<String>,
+    classes: Option<Vec<ErrorClass>>,
+}
+
+impl Default for RouteFilter {
+    fn default() -> Self {
+        RouteFilter {
+            min: Severity::Info,
+            max: Severity::Critical,
+            include: Vec::new(),
+            exclude: Vec::new(),
+            classes: None,
+        }
+    }
+}
+
+impl RouteFilter {
+    /// Events from `min` to `max` severity (inclusive). Default: INFO to CRITICAL.
+    #[must_use]
+    pub fn with_levels(mut self, min: Severity, max: Severity) -> Self {
+        self.min = min;
+        self.max = max;
+        self
+    }
+
+    /// Only events whose target starts with one of these prefixes (repeatable).
+    #[must_use]
+    pub fn with_target(mut self, prefix: impl Into<String>) -> Self {
+        self.include.push(prefix.into());
+        self
+    }
+
+    /// No events whose target starts with this prefix (repeatable).
+    #[must_use]
+    pub fn without_target(mut self, prefix: impl Into<String>) -> Self {
+        self.exclude.push(prefix.into());
+        self
+    }
+
+    /// Only events carrying `error.class` = one of these (events logged with `log_error!`).
+    #[must_use]
+    pub fn with_classes(mut self, classes: impl IntoIterator<Item = ErrorClass>) -> Self {
+        self.classes = Some(classes.into_iter().collect());
+        self
+    }
+
+    fn matches(&self, meta: &Metadata<'_>, sev: Severity, class: Option<ErrorClass>) -> bool {
+        let target = meta.target();
+        sev >= self.min
+            && sev <= self.max
+            && (self.include.is_empty()
+                || self.include.iter().any(|p| target_has_prefix(target, p)))
+            && !self.exclude.iter().any(|p| target_has_prefix(target, p))
+            && self
+                .classes
+                .as_ref()
+                .is_none_or(|cs| class.is_some_and(|c| cs.contains(&c)))
+    }
+}
+
+/// `target` is `prefix` or a module below it (`hyper` matches `hyper::proto`, not `hyperx`).
+fn target_has_prefix(target: &str, prefix: &str) -> bool {
+    target.starts_with(prefix)
+        && (target.len() == prefix.len()
+            || target[prefix.len()..].starts_with("::")
+            || prefix.ends_with(':')
+            || prefix.ends_with('_'))
+}
+
+/// One route: a filter, a format and a sink.
+pub struct Route {
+    filter: RouteFilter,
+    format: Format,
+    sink: Arc<dyn Sink>,
+}
+
+impl fmt::Debug for Route {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Route")
+            .field("filter", &self.filter)
+            .field("format", &self.format)
+            .field("network", &self.sink.is_network())
+            .finish()
+    }
+}
+
+impl Route {
+    /// A route sending what `filter` takes, rendered with `format`, to `sink`.
+    pub fn new(filter: RouteFilter, format: Format, sink: impl Sink) -> Self {
+        Route {
+            filter,
+            format,
+            sink: Arc::new(sink),
+        }
+    }
+}
+
+/// The router layer.
+///
+/// ```
+/// use strata_router::{Format, Route, RouteFilter, RouterLayer, Stderr, Stdout};
+/// use strata_core::Severity;
+/// use tracing_subscriber::prelude::*;
+///
+/// let json = Format::Json(strata_json::JsonFormat::new());
+/// let router = RouterLayer::new()
+///     .with_route(Route::new(RouteFilter::default(), json.clone(), Stdout))
+///     .with_route(Route::new(
+///         RouteFilter::default().with_levels(Severity::Error, Severity::Critical),
+///         Format::Text,
+///         Stderr,
+///     ));
+/// let subscriber = tracing_subscriber::registry().with(router);
+/// tracing::subscriber::with_default(subscriber, || tracing::error!("to both"));
+/// ```
+#[derive(Debug, Default)]
+pub struct RouterLayer {
+    routes: Vec<Route>,
+    /// Distinct formats, and for each route the index of its format.
+    formats: Vec<Format>,
+    route_format: Vec<usize>,
+    needs_class: bool,
+    id: u64,
+    write_errors: Arc<AtomicU64>,
+}
+
+impl RouterLayer {
+    /// A router with no routes.
+    #[must_use]
+    pub fn new() -> Self {
+        RouterLayer {
+            id: store::next_id(),
+            ..Default::default()
+        }
+    }
+
+    /// Adds a route.
+    #[must_use]
+    pub fn with_route(mut self, route: Route) -> Self {
+        let key = route.format.key();
+        let idx = match self.formats.iter().position(|f| f.key() == key) {
+            Some(i) => i,
+            None => {
+                self.formats.push(route.format.clone());
+                self.formats.len() - 1
+            }
+        };
+        self.needs_class |= route.filter.classes.is_some();
+        self.route_format.push(idx);
+        self.routes.push(route);
+        self
+    }
+
+    /// Lines the sinks failed to take.
+    pub fn write_errors(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.write_errors)
+    }
+
+    fn render<S>(&self, format: &Format, event: &Event<'_>, ctx: &Context<'_, S>, out: &mut Vec<u8>)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        match format {
+            Format::Json(f) => f.format_event(event, ctx, out),
+            Format::Text => crate::text::format_event(event, ctx, out),
+        }
+    }
+}
+
+thread_local! {
+    /// One buffer per distinct format, reused.
+    static BUFFERS: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Finds the `error.class` field of an event.
+struct ClassVisitor(Option<ErrorClass>);
+
+impl Visit for ClassVisitor {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "error.class" {
+            self.0 = ErrorClass::from_name(value);
+        }
+    }
+    fn record_debug(&mut self, _: &Field, _: &dyn fmt::Debug) {}
+}
+
+impl<S> Layer<S> for RouterLayer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let mut ext = span.extensions_mut();
+        let fields = store::fields_mut(&mut ext, attrs, self.id);
+        for f in &self.formats {
+            if let Format::Json(j) = f {
+                j.prepare_fields(span.metadata(), fields);
+            }
+        }
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        store::record_span(&span, values, self.id);
+        for f in &self.formats {
+            if let Format::Json(j) = f {
+                j.prepare_span(&span);
+            }
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        let meta = event.metadata();
+        let sev = Severity::of(meta);
+        let class = if self.needs_class && meta.fields().field("error.class").is_some() {
+            let mut v = ClassVisitor(None);
+            event.record(&mut v);
+            v.0
+        } else {
+            None
+        };
+        let no_network = NO_NETWORK_TARGETS
+            .iter()
+            .any(|p| target_has_prefix(meta.target(), p));
+        BUFFERS.with(|cell| {
+            let Ok(mut bufs) = cell.try_borrow_mut() else {
+                return;
+            };
+            if bufs.len() < self.formats.len() {
+                bufs.resize_with(self.formats.len(), Vec::new);
+            }
+            for b in bufs.iter_mut() {
+                b.clear();
+            }
+            for (route, &fi) in self.routes.iter().zip(&self.route_format) {
+                if !route.filter.matches(meta, sev, class)
+                    || (no_network && route.sink.is_network())
+                {
+                    continue;
+                }
+                if bufs[fi].is_empty() {
+                    self.render(&self.formats[fi], event, &ctx, &mut bufs[fi]);
+                }
+                if route.sink.write_line(&bufs[fi]).is_err() {
+                    self.write_errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
+    }
+}
