@@ -2,8 +2,8 @@
 # The whole test suite, as CI runs it: formatting, lints, tests (unit, integration, doc,
 # property, schema validation, the demo), docs with broken-link denial, benches compiled.
 #
-# Later issues add real backends here (installed idempotently, started and stopped by this
-# script); today's tests need none.
+# Real backends the tests need are installed here, idempotently; the tests start and stop
+# their own instances (on 127.0.0.1, in temporary directories).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +12,15 @@ log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 export RUSTFLAGS="${RUSTFLAGS:-}"
+
+step "backends: syslog-ng"
+if ! command -v syslog-ng > /dev/null 2>&1 && [ ! -x /usr/sbin/syslog-ng ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y --no-install-recommends syslog-ng-core > /dev/null 2>&1 \
+    || { apt-get update > /dev/null && apt-get install -y --no-install-recommends syslog-ng-core > /dev/null; }
+fi
+# Tests that need a backend fail (instead of skipping) when it is missing.
+export STRATA_REQUIRE_BACKENDS=1
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

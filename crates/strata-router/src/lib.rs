@@ -22,13 +22,15 @@
 //! prefixes, error class) matches, rendering it once per distinct [`Format`] however many sinks
 //! take it; network sinks never receive events from the network stack or telemetry crates.
 //!
-//! Status: routing, stdout/stderr, files and the non-blocking writer. Syslog, the alert sinks
+//! Status: routing, stdout/stderr, files, the non-blocking writer and syslog (RFC 5424 over
+//! UDP, TCP and unix sockets). The alert sinks
 //! (Slack, Discord, PagerDuty, webhooks, SMTP), alert policy and TOML configuration come next.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod file;
 mod nonblocking;
 mod router;
+mod syslog;
 mod text;
 
 pub use file::{ClockFn, FileError, Period, RollingFile};
@@ -38,3 +40,4 @@ pub use nonblocking::{
 pub use router::{
     Format, NO_NETWORK_TARGETS, Route, RouteFilter, RouterLayer, Sink, Stderr, Stdout,
 };
+pub use syslog::{SyslogSink, Transport};

@@ -26,6 +26,17 @@ pub trait Sink: Send + Sync + 'static {
     /// The sink's I/O error; the router counts it and never panics.
     fn write_line(&self, line: &[u8]) -> io::Result<()>;
 
+    /// Writes one rendered line of an event of `severity` (sinks that need the severity, like
+    /// syslog, override this). Default: [`Sink::write_line`].
+    ///
+    /// # Errors
+    ///
+    /// The sink's I/O error.
+    fn write_event(&self, severity: Severity, line: &[u8]) -> io::Result<()> {
+        let _ = severity;
+        self.write_line(line)
+    }
+
     /// Flushes buffered lines.
     ///
     /// # Errors
@@ -357,7 +368,7 @@ where
                 if bufs[fi].is_empty() {
                     self.render(&self.formats[fi], event, &ctx, &mut bufs[fi]);
                 }
-                if route.sink.write_line(&bufs[fi]).is_err() {
+                if route.sink.write_event(sev, &bufs[fi]).is_err() {
                     self.write_errors.fetch_add(1, Ordering::Relaxed);
                 }
             }
