@@ -39,30 +39,6 @@ static GLOBAL: Counting = Counting;
 
 // ---- subscribers under test -------------------------------------------------------------
 
-/// strata-json with a global level filter, like every peer below.
-fn strata() -> Dispatch {
-    Dispatch::new(
-        tracing_subscriber::registry().with(LevelFilter::INFO).with(
-            strata_json::layer()
-                .with_service("bench")
-                .with_writer(io::sink),
-        ),
-    )
-}
-
-fn tracing_subscriber_json() -> Dispatch {
-    Dispatch::new(
-        tracing_subscriber::fmt()
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_span_list(true)
-            .with_writer(io::sink)
-            .with_max_level(LevelFilter::INFO)
-            .finish(),
-    )
-}
-
 fn json_subscriber() -> Dispatch {
     Dispatch::new(
         json_subscriber::fmt()
@@ -103,7 +79,10 @@ const PEERS: [(&str, MakeDispatch); 4] = [
 
 #[path = "support/workload.rs"]
 mod workload;
-use workload::{disabled_event, in_two_spans, request_unit, the_event};
+use workload::{
+    disabled_event, fmt_json_dispatch as tracing_subscriber_json, in_two_spans, request_unit,
+    strata_dispatch as strata, the_event,
+};
 
 // ---- the reference writer ---------------------------------------------------------------
 

@@ -31,13 +31,11 @@ fn main() {
         );
         return;
     }
-    let layer = strata_json::layer()
-        .with_service("bench")
-        .with_writer(std::io::sink);
-    let dispatch = if mode == "unit-bare" {
-        tracing::Dispatch::new(tracing_subscriber::registry().with(LevelFilter::INFO))
-    } else if mode == "unit-json-subscriber" {
-        tracing::Dispatch::new(
+    let dispatch = match mode.as_str() {
+        "unit-bare" => {
+            tracing::Dispatch::new(tracing_subscriber::registry().with(LevelFilter::INFO))
+        }
+        "unit-json-subscriber" => tracing::Dispatch::new(
             json_subscriber::fmt()
                 .flatten_event(true)
                 .with_current_span(true)
@@ -45,41 +43,33 @@ fn main() {
                 .with_writer(std::io::sink)
                 .with_max_level(LevelFilter::INFO)
                 .finish(),
-        )
-    } else if mode == "global" || mode == "unit-global" {
-        tracing::Dispatch::new(
-            tracing_subscriber::registry()
-                .with(LevelFilter::INFO)
-                .with(layer),
-        )
-    } else {
-        tracing::Dispatch::new(
-            tracing_subscriber::registry().with(layer.with_filter(LevelFilter::INFO)),
-        )
+        ),
+        "global" | "unit-global" => workload::strata_dispatch(),
+        // the per-layer filter the facade uses
+        _ => tracing::Dispatch::new(
+            tracing_subscriber::registry().with(
+                strata_json::layer()
+                    .with_service("bench")
+                    .with_writer(std::io::sink)
+                    .with_filter(LevelFilter::INFO),
+            ),
+        ),
     };
-    if mode.starts_with("unit") {
-        tracing::dispatcher::with_default(&dispatch, || {
-            let t = std::time::Instant::now();
-            for _ in 0..n {
-                workload::request_unit();
-            }
-            eprintln!(
-                "{mode}: {:.1} ns/request",
-                t.elapsed().as_nanos() as f64 / n as f64
-            );
-        });
-        return;
-    }
+    let timed = |what: &str, f: fn()| {
+        let t = std::time::Instant::now();
+        for _ in 0..n {
+            f();
+        }
+        eprintln!(
+            "{mode}: {:.1} ns/{what}",
+            t.elapsed().as_nanos() as f64 / n as f64
+        );
+    };
     tracing::dispatcher::with_default(&dispatch, || {
-        workload::in_two_spans(|| {
-            let t = std::time::Instant::now();
-            for _ in 0..n {
-                workload::the_event();
-            }
-            eprintln!(
-                "{mode}: {:.1} ns/event",
-                t.elapsed().as_nanos() as f64 / n as f64
-            );
-        })
+        if mode.starts_with("unit") {
+            timed("request", workload::request_unit);
+        } else {
+            workload::in_two_spans(|| timed("event", workload::the_event));
+        }
     });
 }

@@ -89,6 +89,23 @@ impl V {
     }
 }
 
+/// Emits one event with fields `ev` inside one span with fields `sp`, both with callsites
+/// made at run time (so the names can be anything).
+fn emit(ev: &[(String, V)], sp: &[(String, V)]) {
+    let names = |fields: &[(String, V)]| fields.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+    let ev_meta = leak_meta(&names(ev), Kind::EVENT);
+    let sp_meta = leak_meta(&names(sp), Kind::SPAN);
+    let sf: Vec<_> = sp_meta.fields().iter().collect();
+    let sv: [(&tracing_core::Field, Option<&dyn TracingValue>); 4] =
+        std::array::from_fn(|i| (&sf[i], Some(sp[i].1.as_value())));
+    let span = tracing::Span::new(sp_meta, &sp_meta.fields().value_set(&sv));
+    let _e = span.enter();
+    let ef: Vec<_> = ev_meta.fields().iter().collect();
+    let evs: [(&tracing_core::Field, Option<&dyn TracingValue>); 8] =
+        std::array::from_fn(|i| (&ef[i], Some(ev[i].1.as_value())));
+    Event::dispatch(ev_meta, &ev_meta.fields().value_set(&evs));
+}
+
 fn value() -> impl Strategy<Value = V> {
     prop_oneof![
         any::<String>().prop_map(V::S),
@@ -149,23 +166,10 @@ proptest! {
         sp in prop::collection::vec((name(), value()), 4),
     ) {
         let ev_names: Vec<String> = ev.iter().map(|(n, _)| n.clone()).collect();
-        let sp_names: Vec<String> = sp.iter().map(|(n, _)| n.clone()).collect();
-        let ev_meta = leak_meta(&ev_names, Kind::EVENT);
-        let sp_meta = leak_meta(&sp_names, Kind::SPAN);
 
         let cap = Capture::default();
         let sub = tracing_subscriber::registry().with(layer().with_writer(cap.clone()));
-        tracing::subscriber::with_default(sub, || {
-            let sf: Vec<_> = sp_meta.fields().iter().collect();
-            let sv: [(&tracing_core::Field, Option<&dyn TracingValue>); 4] =
-                std::array::from_fn(|i| (&sf[i], Some(sp[i].1.as_value())));
-            let span = tracing::Span::new(sp_meta, &sp_meta.fields().value_set(&sv));
-            let _e = span.enter();
-            let ef: Vec<_> = ev_meta.fields().iter().collect();
-            let evs: [(&tracing_core::Field, Option<&dyn TracingValue>); 8] =
-                std::array::from_fn(|i| (&ef[i], Some(ev[i].1.as_value())));
-            Event::dispatch(ev_meta, &ev_meta.fields().value_set(&evs));
-        });
+        tracing::subscriber::with_default(sub, || emit(&ev, &sp));
 
         let writes = cap.writes();
         prop_assert_eq!(writes.len(), 1);
@@ -216,10 +220,6 @@ proptest! {
         ]),
         options in any::<(bool, bool, bool, bool)>(),
     ) {
-        let ev_names: Vec<String> = ev.iter().map(|(n, _)| n.clone()).collect();
-        let sp_names: Vec<String> = sp.iter().map(|(n, _)| n.clone()).collect();
-        let ev_meta = leak_meta(&ev_names, Kind::EVENT);
-        let sp_meta = leak_meta(&sp_names, Kind::SPAN);
         let (file_line, thread, span_name, span_close) = options;
         let cap = Capture::default();
         let json = layer()
@@ -231,17 +231,7 @@ proptest! {
             .with_max_field_len(24)
             .with_writer(cap.clone());
         let sub = tracing_subscriber::registry().with(json);
-        tracing::subscriber::with_default(sub, || {
-            let sf: Vec<_> = sp_meta.fields().iter().collect();
-            let sv: [(&tracing_core::Field, Option<&dyn TracingValue>); 4] =
-                std::array::from_fn(|i| (&sf[i], Some(sp[i].1.as_value())));
-            let span = tracing::Span::new(sp_meta, &sp_meta.fields().value_set(&sv));
-            let _e = span.enter();
-            let ef: Vec<_> = ev_meta.fields().iter().collect();
-            let evs: [(&tracing_core::Field, Option<&dyn TracingValue>); 8] =
-                std::array::from_fn(|i| (&ef[i], Some(ev[i].1.as_value())));
-            Event::dispatch(ev_meta, &ev_meta.fields().value_set(&evs));
-        });
+        tracing::subscriber::with_default(sub, || emit(&ev, &sp));
         let writes = cap.writes();
         prop_assert!(!writes.is_empty());
         for w in &writes {

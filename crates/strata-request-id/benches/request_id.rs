@@ -5,7 +5,6 @@
 
 use std::convert::Infallible;
 use std::hint::black_box;
-use std::io;
 
 use criterion::{Criterion, criterion_group};
 use http::{Request, Response};
@@ -13,32 +12,12 @@ use strata_request_id::{RequestId, RequestIdLayer};
 use tower::{Layer, ServiceExt};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
-use tracing::{Dispatch, Level, info, info_span};
-use tracing_subscriber::filter::LevelFilter;
-use tracing_subscriber::prelude::*;
+use tracing::{Level, info_span};
 
-fn strata_dispatch() -> Dispatch {
-    Dispatch::new(
-        tracing_subscriber::registry().with(LevelFilter::INFO).with(
-            strata_json::layer()
-                .with_service("bench")
-                .with_writer(io::sink),
-        ),
-    )
-}
-
-fn fmt_json_dispatch() -> Dispatch {
-    Dispatch::new(
-        tracing_subscriber::fmt()
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_span_list(true)
-            .with_writer(io::sink)
-            .with_max_level(LevelFilter::INFO)
-            .finish(),
-    )
-}
+#[path = "../../strata-json/benches/support/workload.rs"]
+#[allow(dead_code)]
+mod workload;
+use workload::{fmt_json_dispatch, in_handler_span, in_two_spans, strata_dispatch, the_event};
 
 /// The innermost service: answers at once.
 async fn ok(_req: Request<String>) -> Result<Response<String>, Infallible> {
@@ -142,46 +121,12 @@ fn interleaved() {
 fn request_unit(c: &mut Criterion) {
     let mut g = c.benchmark_group("request_unit");
     tracing::dispatcher::with_default(&strata_dispatch(), || {
-        g.bench_function("literal_id", |b| {
-            b.iter(|| {
-                let request = info_span!(
-                    "request",
-                    request_id = "67e55044-10b1-426f-9247-bb680e5fe0c8",
-                    user_id = 424242_u64
-                );
-                let _r = request.enter();
-                let handler = info_span!(
-                    "handler",
-                    route = "/api/v1/users/{id}/orders",
-                    method = "GET"
-                );
-                let _h = handler.enter();
-                info!(
-                    client = "203.0.113.42:51234",
-                    status = 200_u16,
-                    latency_ms = 12.625_f64,
-                    cache_hit = true,
-                    "request completed"
-                );
-            })
-        });
+        g.bench_function("literal_id", |b| b.iter(|| in_two_spans(the_event)));
         g.bench_function("strata_request_id", |b| {
             b.iter(|| {
                 let request = strata_request_id::request_span(&RequestId::generate());
                 let _r = request.enter();
-                let handler = info_span!(
-                    "handler",
-                    route = "/api/v1/users/{id}/orders",
-                    method = "GET"
-                );
-                let _h = handler.enter();
-                info!(
-                    client = "203.0.113.42:51234",
-                    status = 200_u16,
-                    latency_ms = 12.625_f64,
-                    cache_hit = true,
-                    "request completed"
-                );
+                in_handler_span(the_event);
             })
         });
         g.bench_function("strata_request_id_record_user", |b| {
@@ -189,19 +134,7 @@ fn request_unit(c: &mut Criterion) {
                 let request = strata_request_id::request_span(&RequestId::generate());
                 let _r = request.enter();
                 strata_request_id::record_user(424242_u64);
-                let handler = info_span!(
-                    "handler",
-                    route = "/api/v1/users/{id}/orders",
-                    method = "GET"
-                );
-                let _h = handler.enter();
-                info!(
-                    client = "203.0.113.42:51234",
-                    status = 200_u16,
-                    latency_ms = 12.625_f64,
-                    cache_hit = true,
-                    "request completed"
-                );
+                in_handler_span(the_event);
             })
         });
         g.bench_function("generate_id", |b| {

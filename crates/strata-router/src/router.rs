@@ -247,6 +247,9 @@ pub struct RouterLayer {
     formats: Vec<Format>,
     route_format: Vec<usize>,
     needs_class: bool,
+    /// Whether some route's sink is a network sink (only then is the target checked against
+    /// [`NO_NETWORK_TARGETS`]).
+    has_network: bool,
     id: u64,
     write_errors: Arc<AtomicU64>,
 }
@@ -273,6 +276,7 @@ impl RouterLayer {
             }
         };
         self.needs_class |= route.filter.classes.is_some();
+        self.has_network |= route.sink.is_network();
         self.route_format.push(idx);
         self.routes.push(route);
         self

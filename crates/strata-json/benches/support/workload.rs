@@ -1,7 +1,36 @@
-//! The workload of the project's performance baseline, shared by the benchmark, the profiling
-//! example and the allocation test.
+//! The workload of the project's performance baseline and the subscribers compared on it,
+//! shared by the benchmarks, the profiling example and the allocation test.
 
-use tracing::{debug, info, info_span};
+use std::io;
+
+use tracing::{Dispatch, debug, info, info_span};
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::prelude::*;
+
+/// strata-json to `io::sink()` behind a global INFO filter, like every peer.
+pub(crate) fn strata_dispatch() -> Dispatch {
+    Dispatch::new(
+        tracing_subscriber::registry().with(LevelFilter::INFO).with(
+            strata_json::layer()
+                .with_service("bench")
+                .with_writer(io::sink),
+        ),
+    )
+}
+
+/// `tracing_subscriber::fmt().json()` with flatten, current span and span list, to `io::sink()`.
+pub(crate) fn fmt_json_dispatch() -> Dispatch {
+    Dispatch::new(
+        tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(true)
+            .with_writer(io::sink)
+            .with_max_level(LevelFilter::INFO)
+            .finish(),
+    )
+}
 
 /// The event: four fields and a message.
 #[inline(always)]
@@ -36,6 +65,12 @@ pub(crate) fn in_two_spans<R>(f: impl FnOnce() -> R) -> R {
         user_id = 424242_u64
     );
     let _r = request.enter();
+    in_handler_span(f)
+}
+
+/// Creates and enters the workload's inner (handler) span, runs `f` inside it, closes it.
+#[inline(always)]
+pub(crate) fn in_handler_span<R>(f: impl FnOnce() -> R) -> R {
     let handler = info_span!(
         "handler",
         route = "/api/v1/users/{id}/orders",
