@@ -29,6 +29,7 @@
 
 pub mod encode;
 pub mod error;
+pub mod fingerprint;
 mod severity;
 pub mod store;
 pub mod time;

@@ -27,17 +27,21 @@
 //! (Slack, Discord, PagerDuty, webhooks, SMTP), alert policy and TOML configuration come next.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod background;
 mod file;
 mod nonblocking;
+mod predicate;
 mod router;
 mod syslog;
 mod text;
 
+pub use background::{Background, BackgroundGuard};
 pub use file::{ClockFn, FileError, Period, RollingFile};
 pub use nonblocking::{
     DropReport, NonBlocking, NonBlockingBuilder, Policy, WorkerGuard, non_blocking,
 };
+pub use predicate::{FieldPredicate, PredicateError};
 pub use router::{
-    Format, NO_NETWORK_TARGETS, Route, RouteFilter, RouterLayer, Sink, Stderr, Stdout,
+    EventInfo, Format, NO_NETWORK_TARGETS, Route, RouteFilter, RouterLayer, Sink, Stderr, Stdout,
 };
 pub use syslog::{SyslogSink, Transport};

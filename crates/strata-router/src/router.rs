@@ -16,6 +16,24 @@ use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
 use crate::nonblocking::NonBlocking;
+use crate::predicate::{FieldLookup, FieldPredicate};
+
+/// What a sink may want to know about the event behind a line, besides the line itself.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct EventInfo {
+    /// The event's severity (CRITICAL for `critical!` events).
+    pub severity: Severity,
+    /// The event's metadata: target, module, file, line, level.
+    pub metadata: &'static Metadata<'static>,
+}
+
+impl EventInfo {
+    /// Info for an event of `severity` with `metadata`.
+    pub fn new(severity: Severity, metadata: &'static Metadata<'static>) -> Self {
+        EventInfo { severity, metadata }
+    }
+}
 
 /// Where rendered lines go.
 pub trait Sink: Send + Sync + 'static {
@@ -26,14 +44,15 @@ pub trait Sink: Send + Sync + 'static {
     /// The sink's I/O error; the router counts it and never panics.
     fn write_line(&self, line: &[u8]) -> io::Result<()>;
 
-    /// Writes one rendered line of an event of `severity` (sinks that need the severity, like
-    /// syslog, override this). Default: [`Sink::write_line`].
+    /// Writes one rendered line of the event described by `event` (sinks that need the
+    /// severity or the call site, like syslog and the alert sinks, override this). Default:
+    /// [`Sink::write_line`].
     ///
     /// # Errors
     ///
     /// The sink's I/O error.
-    fn write_event(&self, severity: Severity, line: &[u8]) -> io::Result<()> {
-        let _ = severity;
+    fn write_event(&self, event: &EventInfo, line: &[u8]) -> io::Result<()> {
+        let _ = event;
         self.write_line(line)
     }
 
@@ -127,6 +146,7 @@ pub struct RouteFilter {
     include: Vec<String>,
     exclude: Vec<String>,
     classes: Option<Vec<ErrorClass>>,
+    fields: Vec<FieldPredicate>,
 }
 
 impl Default for RouteFilter {
@@ -137,6 +157,7 @@ impl Default for RouteFilter {
             include: Vec::new(),
             exclude: Vec::new(),
             classes: None,
+            fields: Vec::new(),
         }
     }
 }
@@ -168,6 +189,20 @@ impl RouteFilter {
     #[must_use]
     pub fn with_classes(mut self, classes: impl IntoIterator<Item = ErrorClass>) -> Self {
         self.classes = Some(classes.into_iter().collect());
+        self
+    }
+
+    /// Only events whose field (or, failing that, the nearest enclosing span's field)
+    /// satisfies `predicate` (repeatable: all must hold).
+    ///
+    /// ```
+    /// use strata_router::RouteFilter;
+    ///
+    /// let server_errors = RouteFilter::default().with_field("status >= 500".parse().unwrap());
+    /// ```
+    #[must_use]
+    pub fn with_field(mut self, predicate: FieldPredicate) -> Self {
+        self.fields.push(predicate);
         self
     }
 
@@ -247,6 +282,8 @@ pub struct RouterLayer {
     formats: Vec<Format>,
     route_format: Vec<usize>,
     needs_class: bool,
+    /// Whether some route has field predicates.
+    needs_fields: bool,
     /// Whether some route's sink is a network sink (only then is the target checked against
     /// [`NO_NETWORK_TARGETS`]).
     has_network: bool,
@@ -276,6 +313,7 @@ impl RouterLayer {
             }
         };
         self.needs_class |= route.filter.classes.is_some();
+        self.needs_fields |= !route.filter.fields.is_empty();
         self.has_network |= route.sink.is_network();
         self.route_format.push(idx);
         self.routes.push(route);
@@ -301,6 +339,35 @@ impl RouterLayer {
 thread_local! {
     /// One buffer per distinct format, reused.
     static BUFFERS: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Whether every predicate holds for the event's field or, failing that, the nearest enclosing
+/// span's.
+fn fields_match<S>(predicates: &[FieldPredicate], event: &Event<'_>, ctx: &Context<'_, S>) -> bool
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    if predicates.is_empty() {
+        return true;
+    }
+    let mut lookup = FieldLookup {
+        predicates,
+        found: Vec::new(),
+    };
+    event.record(&mut lookup);
+    predicates.iter().all(|p| {
+        if let Some(v) = lookup.get(p.field()) {
+            return p.test(Some(v));
+        }
+        let from_span = ctx.event_scope(event).and_then(|scope| {
+            scope.into_iter().find_map(|span| {
+                let ext = span.extensions();
+                ext.get::<store::SpanFields>()
+                    .and_then(|f| f.get(p.field()).cloned())
+            })
+        });
+        p.test(from_span.as_ref())
+    })
 }
 
 /// Finds the `error.class` field of an event.
@@ -350,9 +417,11 @@ where
         } else {
             None
         };
-        let no_network = NO_NETWORK_TARGETS
-            .iter()
-            .any(|p| target_has_prefix(meta.target(), p));
+        let no_network = self.has_network
+            && NO_NETWORK_TARGETS
+                .iter()
+                .any(|p| target_has_prefix(meta.target(), p));
+        let info = EventInfo::new(sev, meta);
         BUFFERS.with(|cell| {
             let Ok(mut bufs) = cell.try_borrow_mut() else {
                 return;
@@ -366,13 +435,14 @@ where
             for (route, &fi) in self.routes.iter().zip(&self.route_format) {
                 if !route.filter.matches(meta, sev, class)
                     || (no_network && route.sink.is_network())
+                    || (self.needs_fields && !fields_match(&route.filter.fields, event, &ctx))
                 {
                     continue;
                 }
                 if bufs[fi].is_empty() {
                     self.render(&self.formats[fi], event, &ctx, &mut bufs[fi]);
                 }
-                if route.sink.write_event(sev, &bufs[fi]).is_err() {
+                if route.sink.write_event(&info, &bufs[fi]).is_err() {
                     self.write_errors.fetch_add(1, Ordering::Relaxed);
                 }
             }

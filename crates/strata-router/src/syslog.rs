@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use strata_core::Severity;
 
-use crate::router::Sink;
+use crate::router::{EventInfo, Sink};
 
 /// Where a [`SyslogSink`] sends.
 #[derive(Debug, Clone)]
@@ -39,7 +39,8 @@ const MAX_MESSAGE: usize = 8 * 1024;
 /// and the rendered line (usually JSON) as MSG.
 ///
 /// Sends happen on the calling thread with a one-second timeout; failures are counted by the
-/// router and never panic.
+/// router and never panic. Wrap it in [`crate::Background`] (as the TOML configuration always
+/// does) so that a slow or unreachable server never holds up the caller.
 pub struct SyslogSink {
     transport: Transport,
     facility: u8,
@@ -184,8 +185,8 @@ impl Sink for SyslogSink {
         self.send(Severity::Info, line)
     }
 
-    fn write_event(&self, severity: Severity, line: &[u8]) -> io::Result<()> {
-        self.send(severity, line)
+    fn write_event(&self, event: &EventInfo, line: &[u8]) -> io::Result<()> {
+        self.send(event.severity, line)
     }
 
     fn is_network(&self) -> bool {
