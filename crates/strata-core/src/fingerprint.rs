@@ -102,14 +102,15 @@ pub fn normalize_message(message: &str) -> String {
     while i < s.len() {
         let b = s[i];
         let word_start = i == 0 || !is_word(s[i - 1]);
-        if matches!(b, b'\'' | b'"' | b'`') && word_start {
-            if let Some(end) = s[i + 1..].iter().position(|&c| c == b) {
-                flush(&mut out, copied, i);
-                out.push_str("<q>");
-                i += end + 2;
-                copied = i;
-                continue;
-            }
+        if matches!(b, b'\'' | b'"' | b'`')
+            && word_start
+            && let Some(end) = s[i + 1..].iter().position(|&c| c == b)
+        {
+            flush(&mut out, copied, i);
+            out.push_str("<q>");
+            i += end + 2;
+            copied = i;
+            continue;
         }
         if !is_word(b) || !word_start {
             i += 1;

@@ -142,7 +142,7 @@ fn run<S: Sink>(sink: &S, rx: &Receiver<Msg>, counters: &Counters) {
 
 impl<S: Sink> Sink for Background<S> {
     fn write_line(&self, line: &[u8]) -> io::Result<()> {
-        let info = EventInfo::new(strata_core::Severity::Info, background_metadata());
+        let info = EventInfo::new(strata_core::Severity::Info, crate::router::line_metadata());
         self.write_event(&info, line)
     }
 
@@ -198,28 +198,6 @@ fn flush_queue(tx: &SyncSender<Msg>, timeout: Duration) -> bool {
     done_rx
         .recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
         .is_ok()
-}
-
-fn background_metadata() -> &'static tracing_core::Metadata<'static> {
-    struct Cs;
-    impl tracing_core::Callsite for Cs {
-        fn set_interest(&self, _: tracing_core::Interest) {}
-        fn metadata(&self) -> &tracing_core::Metadata<'_> {
-            &META
-        }
-    }
-    static CS: Cs = Cs;
-    static META: tracing_core::Metadata<'static> = tracing_core::Metadata::new(
-        "line",
-        "strata_router",
-        tracing_core::Level::INFO,
-        None,
-        None,
-        None,
-        tracing_core::field::FieldSet::new(&[], tracing_core::identify_callsite!(&CS)),
-        tracing_core::metadata::Kind::EVENT,
-    );
-    &META
 }
 
 /// Flushes a [`Background`] sink's queue (waiting at most 5 s) and stops its thread when

@@ -27,6 +27,8 @@
 //! (Slack, Discord, PagerDuty, webhooks, SMTP), alert policy and TOML configuration come next.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "alerts")]
+mod alert;
 mod background;
 mod file;
 mod nonblocking;
@@ -35,6 +37,11 @@ mod router;
 mod syslog;
 mod text;
 
+#[cfg(feature = "alerts")]
+pub use alert::{
+    AlertError, AlertGuard, AlertPolicy, AlertSink, AlertStats, Destination, PAGERDUTY_EVENTS_URL,
+    Retry,
+};
 pub use background::{Background, BackgroundGuard};
 pub use file::{ClockFn, FileError, Period, RollingFile};
 pub use nonblocking::{

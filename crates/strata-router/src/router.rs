@@ -35,6 +35,29 @@ impl EventInfo {
     }
 }
 
+/// Metadata for lines written without an event (`Sink::write_line` on a sink that wants one).
+pub(crate) fn line_metadata() -> &'static tracing_core::Metadata<'static> {
+    struct Cs;
+    impl tracing_core::Callsite for Cs {
+        fn set_interest(&self, _: tracing_core::Interest) {}
+        fn metadata(&self) -> &tracing_core::Metadata<'_> {
+            &META
+        }
+    }
+    static CS: Cs = Cs;
+    static META: tracing_core::Metadata<'static> = tracing_core::Metadata::new(
+        "line",
+        "strata_router",
+        tracing_core::Level::INFO,
+        None,
+        None,
+        None,
+        tracing_core::field::FieldSet::new(&[], tracing_core::identify_callsite!(&CS)),
+        tracing_core::metadata::Kind::EVENT,
+    );
+    &META
+}
+
 /// Where rendered lines go.
 pub trait Sink: Send + Sync + 'static {
     /// Writes one rendered line (with its newline).
