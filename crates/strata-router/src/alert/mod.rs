@@ -461,14 +461,13 @@ impl AlertSink {
             .name(format!("strata-alert-{}", self.kind))
             .spawn(move || worker.run(rx, policy, concurrency))?;
         self.tx = Some(tx.clone());
-        Ok((
-            self,
-            AlertGuard {
-                tx: Some(tx),
-                handle: Some(handle),
-                timeout: Duration::from_secs(10),
-            },
-        ))
+        let guard = AlertGuard {
+            tx: Some(tx),
+            counters: Arc::clone(&self.counters),
+            handle: Some(handle),
+            timeout: Duration::from_secs(10),
+        };
+        Ok((self, guard))
     }
 
     /// What the sink has done so far.
@@ -599,6 +598,7 @@ fn request(
 #[must_use = "dropping the guard stops alert delivery; hold it until the end of main"]
 pub struct AlertGuard {
     tx: Option<mpsc::Sender<Msg>>,
+    counters: Arc<Counters>,
     handle: Option<JoinHandle<()>>,
     timeout: Duration,
 }
@@ -616,6 +616,11 @@ impl AlertGuard {
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
+    }
+
+    /// What the sink has done so far (the same as [`AlertSink::stats`]).
+    pub fn stats(&self) -> AlertStats {
+        stats(&self.counters)
     }
 
     /// Waits (at most `timeout`) until the lines queued so far are processed and the

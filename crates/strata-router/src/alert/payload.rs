@@ -110,6 +110,15 @@ impl Occurrence {
                 links.iter().for_each(&mut push);
             }
         }
+        // `log_error!(err)` without a message: the error's own message stands in.
+        let message = if message.is_empty() {
+            obj.get("error")
+                .and_then(|e| e.get("message"))
+                .map(text)
+                .unwrap_or_default()
+        } else {
+            message
+        };
         let type_refs: Vec<&str> = types.iter().map(String::as_str).collect();
         let site = info.metadata.module_path().unwrap_or(&target);
         let fingerprint = Fingerprint::new(&type_refs, &message, site);
@@ -266,7 +275,8 @@ pub(crate) fn slack(o: &Occurrence, kind: Kind) -> Value {
         .collect();
     fields.truncate(10);
     let mut blocks = vec![
-        json!({"type": "header", "text": {"type": "plain_text", "text": clip(&one_line(&o.title()), 150), "emoji": true}}),
+        // plain_text is not parsed for mentions, but keep `<…>` out of it all the same.
+        json!({"type": "header", "text": {"type": "plain_text", "text": clip(&one_line(&o.title()).replace('<', "‹").replace('>', "›"), 150), "emoji": true}}),
         json!({"type": "section", "text": {"type": "mrkdwn", "text": clip(&body, 3000)}}),
     ];
     if !fields.is_empty() {
