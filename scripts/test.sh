@@ -19,6 +19,15 @@ if ! command -v syslog-ng > /dev/null 2>&1 && [ ! -x /usr/sbin/syslog-ng ]; then
   apt-get install -y --no-install-recommends syslog-ng-core > /dev/null 2>&1 \
     || { apt-get update > /dev/null && apt-get install -y --no-install-recommends syslog-ng-core > /dev/null; }
 fi
+step "backends: aiosmtpd (cached venv)"
+cache="${STRATA_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/strata}"
+venv="$cache/venv-aiosmtpd"
+if ! "$venv/bin/python" -c "import aiosmtpd" > /dev/null 2>&1; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check aiosmtpd==1.4.6
+fi
+export STRATA_PYTHON="$venv/bin/python"
+
 # Tests that need a backend fail (instead of skipping) when it is missing.
 export STRATA_REQUIRE_BACKENDS=1
 

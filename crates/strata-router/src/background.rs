@@ -216,6 +216,11 @@ impl std::fmt::Debug for BackgroundGuard {
 }
 
 impl BackgroundGuard {
+    /// Lines dropped so far (the same as [`Background::dropped`]).
+    pub fn dropped(&self) -> u64 {
+        self.counters.dropped.load(Ordering::Relaxed)
+    }
+
     /// Waits (at most `timeout`) until everything queued so far has been written; `false`
     /// when the time ran out.
     pub fn flush(&self, timeout: Duration) -> bool {

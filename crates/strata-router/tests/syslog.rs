@@ -6,7 +6,7 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use strata_core::Severity;
-use strata_router::{Format, Route, RouteFilter, RouterLayer, SyslogSink, Transport};
+use strata_router::{Background, Format, Route, RouteFilter, RouterLayer, SyslogSink, Transport};
 use tracing_subscriber::prelude::*;
 
 struct Daemon(Child);
@@ -85,6 +85,12 @@ log {{ source(s_net); destination(d_file); flags(flow-control); }};
     });
 
     let json = Format::Json(strata_json::JsonFormat::new().with_service("billing"));
+    // TCP off the caller's thread, as the TOML configuration sets it up.
+    let (tcp_sink, tcp_guard) = Background::new(
+        SyslogSink::new(Transport::Tcp(([127, 0, 0, 1], tcp).into()), "billing").with_facility(16),
+    )
+    .spawn()
+    .unwrap();
     let all = RouteFilter::default().with_levels(Severity::Info, Severity::Critical);
     let router = RouterLayer::new()
         .with_route(Route::new(
@@ -92,12 +98,7 @@ log {{ source(s_net); destination(d_file); flags(flow-control); }};
             json.clone(),
             SyslogSink::new(Transport::Udp(([127, 0, 0, 1], udp).into()), "billing"),
         ))
-        .with_route(Route::new(
-            all.clone(),
-            json.clone(),
-            SyslogSink::new(Transport::Tcp(([127, 0, 0, 1], tcp).into()), "billing")
-                .with_facility(16),
-        ))
+        .with_route(Route::new(all.clone(), json.clone(), tcp_sink))
         .with_route(Route::new(
             all,
             json,
@@ -109,6 +110,7 @@ log {{ source(s_net); destination(d_file); flags(flow-control); }};
         tracing::error!("payment gateway timeout");
         strata_core::critical!("ledger unreachable\ninjected line");
     });
+    assert!(tcp_guard.flush(Duration::from_secs(10)));
     assert_eq!(errors.load(std::sync::atomic::Ordering::Relaxed), 0);
 
     let read = || std::fs::read_to_string(&out).unwrap_or_default();
@@ -145,6 +147,39 @@ log {{ source(s_net); destination(d_file); flags(flow-control); }};
     }));
     std::io::stderr().flush().unwrap();
 }
+
+#[test]
+fn a_stalled_tcp_server_never_blocks_the_caller_behind_background() {
+    // Accepts connections (the kernel does, from the backlog) but never reads: once the socket
+    // buffers fill, every write would block for the sink's one-second timeout.
+    let stalled = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = stalled.local_addr().unwrap();
+    let (sink, guard) = Background::new(SyslogSink::new(Transport::Tcp(addr), "app"))
+        .with_capacity(64)
+        .spawn()
+        .unwrap();
+    let json = Format::Json(strata_json::JsonFormat::new());
+    let router = RouterLayer::new().with_route(Route::new(RouteFilter::default(), json, sink));
+    let big = "z".repeat(4000);
+    let total = 20_000;
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let emitter = std::thread::spawn(move || {
+        tracing::subscriber::with_default(tracing_subscriber::registry().with(router), || {
+            for i in 0..total {
+                tracing::info!(i, payload = %big, "line");
+            }
+        });
+        done_tx.send(()).unwrap();
+    });
+    done_rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the caller was blocked by a stalled syslog server");
+    emitter.join().unwrap();
+    // Far more than the socket buffers and the queue can hold were dropped, and counted.
+    assert!(guard.dropped() > 0, "nothing dropped: the caller must have waited");
+    drop(stalled);
+}
+
 
 fn which(name: &str) -> Result<std::path::PathBuf, ()> {
     for dir in std::env::var("PATH")
