@@ -151,7 +151,10 @@ pub fn normalize_message(message: &str) -> String {
                     break;
                 }
             }
-            let suffix = s[j..].iter().take_while(|c| c.is_ascii_alphabetic()).count();
+            let suffix = s[j..]
+                .iter()
+                .take_while(|c| c.is_ascii_alphabetic())
+                .count();
             let after = j + suffix;
             if s.get(after).is_none_or(|&c| !is_word(c)) {
                 flush(&mut out, copied, i);
@@ -184,10 +187,7 @@ mod tests {
             ("at 0xDEADbeef", "at <hex>"),
             ("http2 and v1 and ipv4", "http2 and v1 and ipv4"),
             ("deadbeefcafe", "deadbeefcafe"),
-            (
-                "req 0193A5C2-7D3E-7C1A-9B8E-1F2A3B4C5D6E!",
-                "req <uuid>!",
-            ),
+            ("req 0193A5C2-7D3E-7C1A-9B8E-1F2A3B4C5D6E!", "req <uuid>!"),
             ("élan 7 ünïcode", "élan <n> ünïcode"),
             ("unterminated 'quote 5", "unterminated 'quote <n>"),
             ("", ""),

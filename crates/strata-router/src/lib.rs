@@ -30,6 +30,7 @@
 #[cfg(feature = "alerts")]
 mod alert;
 mod background;
+mod config;
 mod file;
 mod nonblocking;
 mod predicate;
@@ -43,6 +44,7 @@ pub use alert::{
     Retry,
 };
 pub use background::{Background, BackgroundGuard};
+pub use config::{ConfigError, RouteConfig, RouterConfig, RouterGuard, Size};
 pub use file::{ClockFn, FileError, Period, RollingFile};
 pub use nonblocking::{
     DropReport, NonBlocking, NonBlockingBuilder, Policy, WorkerGuard, non_blocking,

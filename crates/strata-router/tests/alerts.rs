@@ -22,8 +22,12 @@ use tracing_subscriber::prelude::*;
 #[derive(Debug, Clone)]
 enum Reply {
     Status(u16),
-    RateLimited { header: &'static str },
-    DiscordRateLimited { seconds: f64 },
+    RateLimited {
+        header: &'static str,
+    },
+    DiscordRateLimited {
+        seconds: f64,
+    },
     /// Never answers (until the test ends).
     Hang,
 }
@@ -192,7 +196,8 @@ impl Classify for Declined {
     }
 }
 
-const HOSTILE: &str = "db down <!channel> <@U123> <https://evil.example|click here> & @everyone\r\n\u{1b}[31mforged";
+const HOSTILE: &str =
+    "db down <!channel> <@U123> <https://evil.example|click here> & @everyone\r\n\u{1b}[31mforged";
 
 #[test]
 fn slack_payload_follows_block_kit_limits_and_cannot_mention_or_link() {
@@ -245,7 +250,10 @@ fn slack_payload_follows_block_kit_limits_and_cannot_mention_or_link() {
     // Log content cannot ping a channel or user, or forge a link: <, > and & are escaped.
     let raw = b.to_string();
     for forbidden in ["<!channel>", "<@U123>", "<https://evil", "\u{1b}"] {
-        assert!(!raw.contains(forbidden), "{forbidden:?} reached Slack: {raw}");
+        assert!(
+            !raw.contains(forbidden),
+            "{forbidden:?} reached Slack: {raw}"
+        );
     }
     assert!(raw.contains("&lt;!channel&gt;"));
     assert!(raw.contains("order_id"), "fields are shown");
@@ -259,8 +267,16 @@ fn discord_payload_follows_documented_limits_and_mentions_nobody() {
         .unwrap();
     let long = "y".repeat(10_000);
     with_alerts(sink, Severity::Error, || {
-        let err = PaymentError(std::io::Error::new(std::io::ErrorKind::TimedOut, long.clone()));
-        tracing::error!(error = &err as &dyn std::error::Error, a = 1, b = "two", "{HOSTILE}");
+        let err = PaymentError(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            long.clone(),
+        ));
+        tracing::error!(
+            error = &err as &dyn std::error::Error,
+            a = 1,
+            b = "two",
+            "{HOSTILE}"
+        );
     });
     assert!(guard.flush(Duration::from_secs(10)));
     let b = &rx.wait_for_hits(1)[0].body;
@@ -290,10 +306,11 @@ fn discord_payload_follows_documented_limits_and_mentions_nobody() {
 fn pagerduty_trigger_dedups_by_fingerprint_and_maps_severity() {
     let rx = Receiver::start();
     let key = "R0UT1NGKEY0123456789abcdefABCDEF";
-    let (sink, guard) = AlertSink::new(Destination::pagerduty_at(key, &rx.url("/pagerduty")).unwrap())
-        .with_policy(AlertPolicy::default().with_throttle(Duration::ZERO))
-        .spawn()
-        .unwrap();
+    let (sink, guard) =
+        AlertSink::new(Destination::pagerduty_at(key, &rx.url("/pagerduty")).unwrap())
+            .with_policy(AlertPolicy::default().with_throttle(Duration::ZERO))
+            .spawn()
+            .unwrap();
     with_alerts(sink, Severity::Warn, || {
         critical!("disk 91% full on volume 3");
         critical!("disk 97% full on volume 8");
@@ -311,7 +328,9 @@ fn pagerduty_trigger_dedups_by_fingerprint_and_maps_severity() {
         let p = &b["payload"];
         assert!(chars(&p["summary"]) > 0 && chars(&p["summary"]) <= 1024);
         assert!(chars(&p["source"]) > 0);
-        assert!(["critical", "error", "warning", "info"].contains(&p["severity"].as_str().unwrap()));
+        assert!(
+            ["critical", "error", "warning", "info"].contains(&p["severity"].as_str().unwrap())
+        );
     }
     let by_summary = |needle: &str| {
         bodies
@@ -320,7 +339,10 @@ fn pagerduty_trigger_dedups_by_fingerprint_and_maps_severity() {
             .unwrap_or_else(|| panic!("no alert with {needle}"))
     };
     let (d1, d2) = (by_summary("disk 91%"), by_summary("disk 97%"));
-    assert_eq!(d1["dedup_key"], d2["dedup_key"], "same error, other numbers: one incident");
+    assert_eq!(
+        d1["dedup_key"], d2["dedup_key"],
+        "same error, other numbers: one incident"
+    );
     assert_eq!(d1["payload"]["severity"], "critical");
     let q = by_summary("queue consumer");
     assert_ne!(q["dedup_key"], d1["dedup_key"]);
@@ -340,7 +362,11 @@ fn webhook_sends_the_event_and_configured_headers() {
         let span = tracing::info_span!("request", request_id = "req-7", route = "/pay");
         let _g = span.enter();
         let err = PaymentError(std::io::Error::other("connection reset"));
-        tracing::error!(error = &err as &dyn std::error::Error, amount = 1999, "payment failed");
+        tracing::error!(
+            error = &err as &dyn std::error::Error,
+            amount = 1999,
+            "payment failed"
+        );
     });
     assert!(guard.flush(Duration::from_secs(10)));
     let hit = &rx.wait_for_hits(1)[0];
@@ -387,9 +413,19 @@ fn policy_end_to_end_first_at_once_digest_business_never_external_escalates() {
     assert!(guard.flush(Duration::from_secs(10)));
     // The first crash at once; business errors never; the external error held at 2 of 3.
     let hits = rx.hits();
-    assert_eq!(hits.len(), 1, "{:?}", hits.iter().map(|h| &h.body["title"]).collect::<Vec<_>>());
+    assert_eq!(
+        hits.len(),
+        1,
+        "{:?}",
+        hits.iter().map(|h| &h.body["title"]).collect::<Vec<_>>()
+    );
     assert_eq!(hits[0].body["kind"], "first");
-    assert!(hits[0].body["message"].as_str().unwrap().starts_with("worker 0 crashed"));
+    assert!(
+        hits[0].body["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("worker 0 crashed")
+    );
 
     tracing::dispatcher::with_default(&dispatch, || {
         log_error!(PaymentError(std::io::Error::other("timeout 3")));
@@ -397,15 +433,27 @@ fn policy_end_to_end_first_at_once_digest_business_never_external_escalates() {
     // The third external error escalates; the crash repeats arrive as one digest when the
     // throttle window ends.
     let hits = rx.wait_for_hits(3);
-    let kinds: Vec<&str> = hits.iter().map(|h| h.body["kind"].as_str().unwrap()).collect();
-    let escalated = hits.iter().find(|h| h.body["kind"] == "repeated").expect("escalated");
+    let kinds: Vec<&str> = hits
+        .iter()
+        .map(|h| h.body["kind"].as_str().unwrap())
+        .collect();
+    let escalated = hits
+        .iter()
+        .find(|h| h.body["kind"] == "repeated")
+        .expect("escalated");
     assert_eq!(escalated.body["occurrences"], 3);
     assert_eq!(escalated.body["class"], "external");
     assert_eq!(escalated.body["text"], "occurred 3 times in the last 1 min");
-    let digest = hits.iter().find(|h| h.body["kind"] == "digest").expect("digest");
+    let digest = hits
+        .iter()
+        .find(|h| h.body["kind"] == "digest")
+        .expect("digest");
     assert_eq!(digest.body["occurrences"], 37, "{kinds:?}");
     assert!(
-        digest.body["text"].as_str().unwrap().starts_with("occurred 37 more times in the last"),
+        digest.body["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("occurred 37 more times in the last"),
         "{}",
         digest.body["text"]
     );
@@ -458,7 +506,10 @@ fn rate_limits_are_honoured_from_retry_after_and_discord_body() {
     assert_eq!(hits.len(), 2);
     assert_eq!(stats.sent, 1);
     let gap = hits[1].at.duration_since(hits[0].at);
-    assert!(gap >= Duration::from_millis(950), "Retry-After: 1 honoured, waited {gap:?}");
+    assert!(
+        gap >= Duration::from_millis(950),
+        "Retry-After: 1 honoured, waited {gap:?}"
+    );
 
     let rx = Receiver::start();
     rx.then(Reply::DiscordRateLimited { seconds: 0.6 });
@@ -495,11 +546,16 @@ fn permanent_refusals_are_not_retried_and_down_receivers_are_given_up_on() {
     assert_eq!((stats.sent, stats.failed, stats.retries), (0, 1, 0));
 
     // Nothing listens on this port.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let (sink, guard) = AlertSink::new(Destination::webhook(&format!("http://127.0.0.1:{port}/x")).unwrap())
-        .with_retry(fast_retry())
-        .spawn()
-        .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (sink, guard) =
+        AlertSink::new(Destination::webhook(&format!("http://127.0.0.1:{port}/x")).unwrap())
+            .with_retry(fast_retry())
+            .spawn()
+            .unwrap();
     let stats = sink_stats_after(sink, &guard, || critical!("nobody home"));
     assert_eq!((stats.sent, stats.failed, stats.retries), (0, 1, 2));
 }
@@ -507,7 +563,9 @@ fn permanent_refusals_are_not_retried_and_down_receivers_are_given_up_on() {
 #[test]
 fn a_hanging_receiver_never_blocks_the_caller_and_memory_stays_bounded() {
     let rx = Receiver::start();
-    rx.shared.hang_all.store(true, std::sync::atomic::Ordering::Relaxed);
+    rx.shared
+        .hang_all
+        .store(true, std::sync::atomic::Ordering::Relaxed);
     let (sink, guard) = AlertSink::new(Destination::webhook(&rx.url("/hook")).unwrap())
         .with_queue_capacity(32)
         .with_concurrency(2)
@@ -550,15 +608,27 @@ fn destinations_reject_bad_input_with_typed_errors_and_never_show_secrets() {
         assert!(matches!(err, AlertError::InvalidUrl { .. }), "{bad}: {err}");
     }
     let err = Destination::pagerduty("key with spaces").unwrap_err();
-    assert!(matches!(err, AlertError::Invalid { what: "pagerduty routing key", .. }));
+    assert!(matches!(
+        err,
+        AlertError::Invalid {
+            what: "pagerduty routing key",
+            ..
+        }
+    ));
     assert!(Destination::pagerduty("").is_err());
     let err = Destination::webhook("http://127.0.0.1:1/x")
         .unwrap()
         .with_header("X-Token", "a\r\nInjected: yes")
         .unwrap_err();
     assert!(matches!(err, AlertError::InvalidHeader { .. }), "{err}");
-    assert!(Destination::webhook("http://127.0.0.1:1/x").unwrap().with_header("Bad Name", "v").is_err());
-    let err = Destination::email("smtp://127.0.0.1:25", "not an address", &["a@example.com"]).unwrap_err();
+    assert!(
+        Destination::webhook("http://127.0.0.1:1/x")
+            .unwrap()
+            .with_header("Bad Name", "v")
+            .is_err()
+    );
+    let err = Destination::email("smtp://127.0.0.1:25", "not an address", &["a@example.com"])
+        .unwrap_err();
     assert!(matches!(err, AlertError::InvalidAddress { .. }), "{err}");
     assert!(err.to_string().contains("not an address"));
     let err = Destination::email("smtp://127.0.0.1:25", "a@example.com", &[]).unwrap_err();
@@ -573,6 +643,11 @@ fn destinations_reject_bad_input_with_typed_errors_and_never_show_secrets() {
     let shown = format!("{d:?}");
     assert!(!shown.contains("S3CR3T"), "{shown}");
     assert!(shown.contains("hooks.slack.com"));
-    let d = Destination::email("smtp://alice:hunter2@127.0.0.1:2525", "a@example.com", &["b@example.com"]).unwrap();
+    let d = Destination::email(
+        "smtp://alice:hunter2@127.0.0.1:2525",
+        "a@example.com",
+        &["b@example.com"],
+    )
+    .unwrap();
     assert!(!format!("{d:?}").contains("hunter2"));
 }

@@ -203,3 +203,92 @@ fn failing_sinks_are_counted() {
     });
     assert_eq!(errors.load(std::sync::atomic::Ordering::Relaxed), 2);
 }
+
+#[test]
+fn field_predicates_look_at_event_fields_then_enclosing_spans() {
+    let json = Format::Json(strata_json::JsonFormat::new());
+    let (server_errors, acme, untraced) = (Mem::default(), Mem::default(), Mem::default());
+    let pred = |s: &str| s.parse::<strata_router::FieldPredicate>().unwrap();
+    let router = RouterLayer::new()
+        .with_route(Route::new(
+            RouteFilter::default().with_field(pred("status >= 500")),
+            json.clone(),
+            server_errors.clone(),
+        ))
+        .with_route(Route::new(
+            RouteFilter::default()
+                .with_field(pred("tenant == \"acme\""))
+                .with_field(pred("retry")),
+            json.clone(),
+            acme.clone(),
+        ))
+        .with_route(Route::new(
+            RouteFilter::default().with_field(pred("!trace")),
+            json,
+            untraced.clone(),
+        ));
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(router), || {
+        tracing::info!(status = 503u64, "unavailable");
+        tracing::info!(status = 404, "not found");
+        tracing::info!(status = "502", "status as text");
+        tracing::info!(status = 500.5, "a float");
+        let outer = tracing::info_span!("request", tenant = "acme", status = 500);
+        let _o = outer.enter();
+        // From the span: status 500, tenant acme; the event's own field wins over the span's.
+        tracing::info!(retry = true, trace = 1, "retried in span");
+        tracing::info!(status = 200, retry = false, "event field beats span field");
+        let inner = tracing::info_span!("db", tenant = "other");
+        let _i = inner.enter();
+        tracing::info!(retry = 1, "nearest span's tenant wins");
+    });
+    let messages = |m: &Mem| -> Vec<String> {
+        m.json()
+            .iter()
+            .map(|l| l["message"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        messages(&server_errors),
+        [
+            "unavailable",
+            "status as text",
+            "a float",
+            "retried in span",
+            "nearest span's tenant wins"
+        ]
+    );
+    assert_eq!(
+        messages(&acme),
+        ["retried in span", "event field beats span field"]
+    );
+    assert_eq!(messages(&untraced).len(), 6, "{:?}", messages(&untraced));
+}
+
+#[test]
+fn bad_predicates_are_rejected_with_the_input_named() {
+    for bad in [
+        "",
+        "status >> 5",
+        "status >= ",
+        "status > abc",
+        "= 5",
+        "na me == 1",
+        "x == \"open",
+        "!",
+    ] {
+        let err = bad.parse::<strata_router::FieldPredicate>().expect_err(bad);
+        assert!(err.to_string().contains(&format!("{bad:?}")), "{err}");
+    }
+    for good in [
+        "a",
+        "!a",
+        "a.b-c_d != x",
+        "n < -1.5",
+        "flag == true",
+        "s == \"a b\"",
+    ] {
+        let p: strata_router::FieldPredicate = good.parse().expect(good);
+        let again: strata_router::FieldPredicate = p.to_string().parse().unwrap();
+        assert_eq!(p, again, "round trip of {good}");
+    }
+}

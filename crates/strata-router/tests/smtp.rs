@@ -74,7 +74,11 @@ print(json.dumps({
         .arg(file)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -127,7 +131,10 @@ fn alerts_arrive_as_email_through_a_real_smtp_server() {
             shard = 3,
             "ledger unreachable\r\nBcc: victim@example.com\r\n\r\nforged body — café"
         );
-        critical!(shard = 4, "ledger unreachable\r\nBcc: victim@example.com\r\n\r\nforged body — café");
+        critical!(
+            shard = 4,
+            "ledger unreachable\r\nBcc: victim@example.com\r\n\r\nforged body — café"
+        );
     });
     // The first at once; the repeat as a digest when the throttle window ends.
     let new = maildir.join("new");
@@ -146,7 +153,10 @@ fn alerts_arrive_as_email_through_a_real_smtp_server() {
     assert_eq!(subject.len(), 1);
     assert!(subject[0].starts_with("[CRITICAL] "), "{subject:?}");
     assert!(subject[0].contains("ledger unreachable"));
-    assert!(subject[0].contains("café"), "non-ASCII survives encoding: {subject:?}");
+    assert!(
+        subject[0].contains("café"),
+        "non-ASCII survives encoding: {subject:?}"
+    );
     assert!(header(first, "bcc").is_empty(), "no injected header");
     assert_eq!(header(first, "to").len(), 1);
     assert!(header(first, "to")[0].contains("oncall@example.com"));
@@ -155,7 +165,10 @@ fn alerts_arrive_as_email_through_a_real_smtp_server() {
     let body = first["body"].as_str().unwrap();
     assert!(body.contains("request_id: req-42"), "{body}");
     assert!(body.contains("fingerprint: "), "{body}");
-    assert!(body.contains("\"shard\": 3"), "the log line is attached: {body}");
+    assert!(
+        body.contains("\"shard\": 3"),
+        "the log line is attached: {body}"
+    );
     let digest = &mails[1];
     assert!(
         header(digest, "subject")[0].contains("(occurred 1 more time in the last"),
@@ -188,5 +201,9 @@ fn an_unreachable_smtp_server_is_retried_then_counted_as_failed() {
     });
     assert!(guard.flush(Duration::from_secs(20)));
     let stats = guard.stats();
-    assert_eq!((stats.sent, stats.retries, stats.failed), (0, 2, 1), "{stats:?}");
+    assert_eq!(
+        (stats.sent, stats.retries, stats.failed),
+        (0, 2, 1),
+        "{stats:?}"
+    );
 }

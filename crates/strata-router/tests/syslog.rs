@@ -176,10 +176,12 @@ fn a_stalled_tcp_server_never_blocks_the_caller_behind_background() {
         .expect("the caller was blocked by a stalled syslog server");
     emitter.join().unwrap();
     // Far more than the socket buffers and the queue can hold were dropped, and counted.
-    assert!(guard.dropped() > 0, "nothing dropped: the caller must have waited");
+    assert!(
+        guard.dropped() > 0,
+        "nothing dropped: the caller must have waited"
+    );
     drop(stalled);
 }
-
 
 fn which(name: &str) -> Result<std::path::PathBuf, ()> {
     for dir in std::env::var("PATH")

@@ -90,7 +90,10 @@ pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(1e9)));
     }
     let when = httpdate_parse(v)?;
-    Some(when.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
+    Some(
+        when.duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
 }
 
 /// IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), the form RFC 9110 requires senders to use.
@@ -168,7 +171,13 @@ mod tests {
             let d10 = r.backoff(10);
             assert!(d10 >= Duration::from_millis(500) && d10 <= Duration::from_secs(1));
         }
-        assert!((0..50).map(|_| r.backoff(3)).collect::<std::collections::HashSet<_>>().len() > 1);
+        assert!(
+            (0..50)
+                .map(|_| r.backoff(3))
+                .collect::<std::collections::HashSet<_>>()
+                .len()
+                > 1
+        );
     }
 
     #[test]
@@ -181,7 +190,10 @@ mod tests {
         assert_eq!(retry_after(&h), Some(Duration::from_millis(500)));
         h.insert("retry-after", "-3".parse().unwrap());
         assert_eq!(retry_after(&h), None);
-        h.insert("retry-after", "Sun, 06 Nov 1994 08:49:37 GMT".parse().unwrap());
+        h.insert(
+            "retry-after",
+            "Sun, 06 Nov 1994 08:49:37 GMT".parse().unwrap(),
+        );
         assert_eq!(retry_after(&h), Some(Duration::ZERO), "a date in the past");
         assert_eq!(
             httpdate_parse("Sun, 06 Nov 1994 08:49:37 GMT"),
@@ -195,7 +207,10 @@ mod tests {
     fn classifies_statuses() {
         let h = HeaderMap::new();
         assert!(matches!(classify(StatusCode::OK, &h, b"ok"), Attempt::Sent));
-        assert!(matches!(classify(StatusCode::NO_CONTENT, &h, b""), Attempt::Sent));
+        assert!(matches!(
+            classify(StatusCode::NO_CONTENT, &h, b""),
+            Attempt::Sent
+        ));
         assert!(matches!(
             classify(StatusCode::INTERNAL_SERVER_ERROR, &h, b""),
             Attempt::Retry { after: None, .. }
@@ -213,6 +228,9 @@ mod tests {
             panic!("404 fails")
         };
         assert!(reason.starts_with("HTTP 404: no_service"), "{reason}");
-        assert!(!reason.contains(['\n', '\x1b']), "control characters neutralised: {reason:?}");
+        assert!(
+            !reason.contains(['\n', '\x1b']),
+            "control characters neutralised: {reason:?}"
+        );
     }
 }

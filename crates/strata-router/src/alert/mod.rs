@@ -155,7 +155,10 @@ impl Destination {
     ///
     /// [`AlertError::InvalidUrl`] or [`AlertError::TlsDisabled`].
     pub fn slack(webhook_url: &str) -> Result<Self, AlertError> {
-        Ok(Self::new(Dest::Slack(http_url("slack webhook", webhook_url)?)))
+        Ok(Self::new(Dest::Slack(http_url(
+            "slack webhook",
+            webhook_url,
+        )?)))
     }
 
     /// A Discord webhook (`https://discord.com/api/webhooks/…`).
@@ -280,9 +283,10 @@ impl Destination {
 
     fn url(&self) -> Option<&Url> {
         match &self.dest {
-            Dest::Slack(u) | Dest::Discord(u) | Dest::Webhook(u) | Dest::PagerDuty { url: u, .. } => {
-                Some(u)
-            }
+            Dest::Slack(u)
+            | Dest::Discord(u)
+            | Dest::Webhook(u)
+            | Dest::PagerDuty { url: u, .. } => Some(u),
             Dest::Email { .. } => None,
         }
     }
@@ -664,7 +668,10 @@ impl Worker {
         {
             Ok(rt) => rt,
             Err(e) => {
-                eprintln!("strata-router: the {} alert thread could not start a runtime: {e}; alerts are dropped", self.kind);
+                eprintln!(
+                    "strata-router: the {} alert thread could not start a runtime: {e}; alerts are dropped",
+                    self.kind
+                );
                 return;
             }
         };
@@ -697,7 +704,9 @@ impl Worker {
                         );
                         let c = &worker.counters;
                         match decision {
-                            Decision::Send(kind) => worker.start(&mut tasks, &slots, occ, kind).await,
+                            Decision::Send(kind) => {
+                                worker.start(&mut tasks, &slots, occ, kind).await
+                            }
                             Decision::Fold => _ = c.folded.fetch_add(1, Ordering::Relaxed),
                             Decision::Hold => _ = c.held.fetch_add(1, Ordering::Relaxed),
                             Decision::Suppress => _ = c.suppressed.fetch_add(1, Ordering::Relaxed),
@@ -807,10 +816,9 @@ impl Worker {
         let (url, body) = match &self.dest.dest {
             Dest::Slack(url) => (url, payload::slack(occ, kind)),
             Dest::Discord(url) => (url, payload::discord(occ, kind)),
-            Dest::PagerDuty { routing_key, url } => (
-                url,
-                payload::pagerduty(occ, kind, routing_key, &occ.target),
-            ),
+            Dest::PagerDuty { routing_key, url } => {
+                (url, payload::pagerduty(occ, kind, routing_key, &occ.target))
+            }
             Dest::Webhook(url) => (url, payload::webhook(occ, kind)),
             Dest::Email {
                 transport,

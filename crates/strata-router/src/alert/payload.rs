@@ -91,8 +91,8 @@ impl Occurrence {
         };
         let get = |keys: &[&str]| keys.iter().find_map(|k| obj.get(*k)).map(text);
         let message = get(&["message", "body"]).unwrap_or_default();
-        let target = get(&["target", "log.logger"])
-            .unwrap_or_else(|| info.metadata.target().to_owned());
+        let target =
+            get(&["target", "log.logger"]).unwrap_or_else(|| info.metadata.target().to_owned());
         let mut chain = Vec::new();
         let mut types: Vec<String> = Vec::new();
         if let Some(err) = obj.get("error") {
@@ -426,7 +426,11 @@ pub(crate) fn email(o: &Occurrence, kind: Kind) -> (String, String) {
         let _ = writeln!(body, "This error {r}.\n");
     }
     for (i, link) in o.chain.iter().enumerate() {
-        let _ = writeln!(body, "{}{link}", if i == 0 { "error: " } else { "  caused by: " });
+        let _ = writeln!(
+            body,
+            "{}{link}",
+            if i == 0 { "error: " } else { "  caused by: " }
+        );
     }
     if !o.chain.is_empty() {
         body.push('\n');
@@ -437,7 +441,11 @@ pub(crate) fn email(o: &Occurrence, kind: Kind) -> (String, String) {
     {
         let _ = writeln!(body, "{k}: {v}");
     }
-    let _ = writeln!(body, "time: {}\nfingerprint: {}", o.timestamp, o.fingerprint);
+    let _ = writeln!(
+        body,
+        "time: {}\nfingerprint: {}",
+        o.timestamp, o.fingerprint
+    );
     let _ = writeln!(
         body,
         "\nlog line:\n{}",

@@ -146,7 +146,9 @@ impl<T> PolicyState<T> {
             sample: None,
         });
         e.last_seen = now;
-        if e.last_sent.is_some_and(|t| now.duration_since(t) < p.throttle) {
+        if e.last_sent
+            .is_some_and(|t| now.duration_since(t) < p.throttle)
+        {
             e.folded += 1;
             e.sample = Some(sample);
             return Decision::Fold;
@@ -183,8 +185,11 @@ impl<T> PolicyState<T> {
         let p = self.policy;
         self.entries.retain(|_, e| {
             e.folded > 0
-                || e.last_sent.is_some_and(|t| now.duration_since(t) < p.throttle)
-                || e.recent.back().is_some_and(|&t| now.duration_since(t) < p.window)
+                || e.last_sent
+                    .is_some_and(|t| now.duration_since(t) < p.throttle)
+                || e.recent
+                    .back()
+                    .is_some_and(|&t| now.duration_since(t) < p.window)
         });
         if self.entries.len() >= p.max_fingerprints
             && let Some(&oldest) = self
@@ -306,7 +311,13 @@ mod tests {
         );
         // Fifth within five minutes: alert, saying how many.
         assert_eq!(
-            s.observe(7, Severity::Error, ext, 5, t0 + 5 * MIN + Duration::from_secs(1)),
+            s.observe(
+                7,
+                Severity::Error,
+                ext,
+                5,
+                t0 + 5 * MIN + Duration::from_secs(1)
+            ),
             Decision::Send(Kind::Escalated {
                 count: 5,
                 window: 5 * MIN
@@ -356,7 +367,13 @@ mod tests {
         let mut s = PolicyState::new(AlertPolicy::default().with_max_fingerprints(100));
         let t0 = Instant::now();
         for fp in 0..10_000u64 {
-            let _ = s.observe(fp, Severity::Error, None, 0u32, t0 + Duration::from_millis(fp));
+            let _ = s.observe(
+                fp,
+                Severity::Error,
+                None,
+                0u32,
+                t0 + Duration::from_millis(fp),
+            );
         }
         assert!(s.len() <= 100, "{} entries", s.len());
     }
