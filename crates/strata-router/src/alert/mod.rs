@@ -496,23 +496,11 @@ fn stats(c: &Counters) -> AlertStats {
 }
 
 fn http_client(timeout: Duration) -> Result<reqwest::Client, AlertError> {
-    let builder = reqwest::Client::builder()
+    reqwest::Client::builder()
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(5)))
         .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("strata-router/", env!("CARGO_PKG_VERSION")));
-    #[cfg(feature = "tls")]
-    let builder = {
-        use rustls_platform_verifier::BuilderVerifierExt;
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .and_then(BuilderVerifierExt::with_platform_verifier)
-            .map_err(|e| AlertError::Tls(e.to_string()))?
-            .with_no_client_auth();
-        builder.tls_backend_preconfigured(config)
-    };
-    builder
+        .user_agent(concat!("strata-router/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| AlertError::Tls(error_text(&e.without_url())))
 }
