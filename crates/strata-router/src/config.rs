@@ -38,15 +38,16 @@
 //! | `targets`, `exclude_targets` | all | target prefixes |
 //! | `classes` | all | `business`, `external`, `system` |
 //! | `when` | all | field predicates, all must hold: `["status >= 500", "tenant == \"acme\""]` |
-//! | `dir`, `prefix`, `max_size`, `rotation` (`hourly`/`daily`), `utc_offset` (`+02:00`), `keep_files`, `max_age`, `gzip`, `queue`, `on_full` (`block`/`drop`) | file | rotation, retention, the non-blocking writer |
-//! | `address` (`udp://host:port`, `tcp://host:port`, `unix:///dev/log`), `app_name`, `facility` (`user`, `local0`…`local7`), `queue` | syslog | always in the background |
+//! | `dir`, `prefix`, `max_size`, `rotation` (`hourly`/`daily`), `utc_offset` (`+02:00`), `keep_files`, `max_age`, `gzip`, `queue` (a size), `on_full` (`block`/`drop`) | file | rotation, retention, the non-blocking writer |
+//! | `address` (`udp://host:port`, `tcp://host:port`, `unix:///dev/log`), `app_name`, `facility` (`user`, `local0`…`local7`), `queue_lines` | syslog | always in the background |
 //! | `url` | slack, discord, webhook, pagerduty (optional) | the webhook or endpoint (a secret: never shown) |
 //! | `routing_key` | pagerduty | the integration key |
 //! | `headers` | webhook | extra headers, e.g. `{ Authorization = "Bearer …" }` |
 //! | `smtp_url`, `from`, `to` | email | server (`smtp://`, `smtps://`, `?tls=required`), sender, recipients |
-//! | `throttle`, `escalate_after`, `escalate_window`, `retry_attempts`, `queue` | alert sinks | the [`AlertPolicy`](crate::AlertPolicy) and delivery |
+//! | `throttle`, `escalate_after`, `escalate_window`, `retry_attempts`, `queue_lines` | alert sinks | the [`AlertPolicy`](crate::AlertPolicy) and delivery |
 //!
-//! Sizes are bytes or `512KB`, `50MB`, `1GiB`; durations `500ms`, `30s`, `5m`, `2h`, `7d`.
+//! Sizes are bytes or `512KB`, `50MB`, `1GiB`; durations `500ms`, `30s`, `5m`, `2h`, `7d` (at
+//! most 366 days); `queue_lines` counts lines (1 to 1 000 000).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -138,6 +139,7 @@ pub struct RouteConfig {
     pub max_age: Option<String>,
     pub gzip: Option<bool>,
     pub queue: Option<Size>,
+    pub queue_lines: Option<u64>,
     pub on_full: Option<String>,
     // syslog
     pub address: Option<String>,
@@ -232,6 +234,9 @@ fn parse_offset(s: &str) -> Option<i32> {
         _ => return None,
     };
     let (h, m) = s[1..].split_once(':')?;
+    if h.len() != 2 || m.len() != 2 || !(h.bytes().chain(m.bytes())).all(|b| b.is_ascii_digit()) {
+        return None;
+    }
     let (h, m): (i32, i32) = (h.parse().ok()?, m.parse().ok()?);
     (h <= 14 && m < 60).then_some(sign * (h * 3600 + m * 60))
 }
@@ -245,16 +250,13 @@ const FILE_KEYS: &[&str] = &[
     "keep_files",
     "max_age",
     "gzip",
+    "queue",
     "on_full",
 ];
-const SYSLOG_KEYS: &[&str] = &["address", "app_name", "facility"];
+const SYSLOG_KEYS: &[&str] = &["address", "app_name", "facility", "queue_lines"];
+/// Keys of every alert sink (each kind adds its own destination keys).
 const ALERT_KEYS: &[&str] = &[
-    "url",
-    "routing_key",
-    "headers",
-    "smtp_url",
-    "from",
-    "to",
+    "queue_lines",
     "throttle",
     "escalate_after",
     "escalate_window",
@@ -279,6 +281,7 @@ impl RouteConfig {
         add("max_age", self.max_age.is_some());
         add("gzip", self.gzip.is_some());
         add("queue", self.queue.is_some());
+        add("queue_lines", self.queue_lines.is_some());
         add("on_full", self.on_full.is_some());
         add("address", self.address.is_some());
         add("app_name", self.app_name.is_some());
@@ -366,10 +369,29 @@ impl Checker<'_> {
         })
     }
 
+    /// `queue_lines`: 1 to 1 000 000.
+    fn lines(&self, r: &RouteConfig) -> Result<Option<usize>, ConfigError> {
+        r.queue_lines
+            .map(|n| {
+                usize::try_from(n)
+                    .ok()
+                    .filter(|n| (1..=1_000_000).contains(n))
+                    .ok_or_else(|| self.invalid("queue_lines", &n.to_string(), "1 to 1000000"))
+            })
+            .transpose()
+    }
+
     fn duration(&self, name: &str, v: Option<&String>) -> Result<Option<Duration>, ConfigError> {
         v.map(|s| {
             parse_duration(s)
-                .ok_or_else(|| self.invalid(name, s, "a duration like 500ms, 30s, 5m, 2h or 7d"))
+                .filter(|d| *d <= Duration::from_secs(366 * 86_400))
+                .ok_or_else(|| {
+                    self.invalid(
+                        name,
+                        s,
+                        "a duration like 500ms, 30s, 5m, 2h or 7d, at most 366d",
+                    )
+                })
         })
         .transpose()
     }
@@ -442,11 +464,7 @@ impl Checker<'_> {
         }
     }
 
-    fn file(
-        &self,
-        r: &RouteConfig,
-        guard: &mut RouterGuard,
-    ) -> Result<crate::NonBlocking, ConfigError> {
+    fn file(&self, r: &RouteConfig) -> Result<(RollingFile, NonBlockingBuilder), ConfigError> {
         let dir = r
             .dir
             .clone()
@@ -486,29 +504,19 @@ impl Checker<'_> {
         if let Some(g) = r.gzip {
             file = file.with_gzip(g);
         }
-        let file = file.open().map_err(|e| ConfigError::Open {
-            key: self.key.to_owned(),
-            message: e.to_string(),
-        })?;
         let mut nb = NonBlockingBuilder::default()
             .with_policy(self.policy(r)?)
             .with_thread_name(format!("strata-file-{}", self.key));
         if let Some(q) = self.size("queue", r.queue.as_ref())? {
+            if q == 0 {
+                return Err(self.invalid("queue", "0", "a size above zero"));
+            }
             nb = nb.with_capacity(usize::try_from(q).unwrap_or(usize::MAX));
         }
-        let (writer, g) = nb.spawn(file).map_err(|e| ConfigError::Open {
-            key: self.key.to_owned(),
-            message: e.to_string(),
-        })?;
-        guard.writers.push(g);
-        Ok(writer)
+        Ok((file, nb))
     }
 
-    fn syslog(
-        &self,
-        r: &RouteConfig,
-        guard: &mut RouterGuard,
-    ) -> Result<Background<SyslogSink>, ConfigError> {
+    fn syslog(&self, r: &RouteConfig) -> Result<Background<SyslogSink>, ConfigError> {
         let address = r.address.as_deref().ok_or_else(|| {
             self.missing(
                 "address",
@@ -562,24 +570,14 @@ impl Checker<'_> {
             sink = sink.with_facility(code);
         }
         let mut bg = Background::new(sink);
-        if let Some(q) = self.size("queue", r.queue.as_ref())? {
-            bg = bg.with_capacity(usize::try_from(q).unwrap_or(usize::MAX));
+        if let Some(n) = self.lines(r)? {
+            bg = bg.with_capacity(n);
         }
-        let (sink, g) = bg.spawn().map_err(|e| ConfigError::Open {
-            key: self.key.to_owned(),
-            message: e.to_string(),
-        })?;
-        guard.background.push(g);
-        Ok(sink)
+        Ok(bg)
     }
 
     #[cfg(feature = "alerts")]
-    fn alert(
-        &self,
-        kind: &str,
-        r: &RouteConfig,
-        guard: &mut RouterGuard,
-    ) -> Result<crate::AlertSink, ConfigError> {
+    fn alert(&self, kind: &str, r: &RouteConfig) -> Result<crate::AlertSink, ConfigError> {
         use crate::alert::{AlertError, AlertPolicy, AlertSink, Destination, Retry};
         let hidden = |name: &str, e: AlertError| ConfigError::Invalid {
             key: format!("{}.{name}", self.key),
@@ -650,6 +648,13 @@ impl Checker<'_> {
             let window = self
                 .duration("escalate_window", r.escalate_window.as_ref())?
                 .unwrap_or(default.window);
+            if window < Duration::from_secs(1) {
+                return Err(self.invalid(
+                    "escalate_window",
+                    r.escalate_window.as_deref().unwrap_or_default(),
+                    "at least 1s",
+                ));
+            }
             policy = policy.with_escalation(u32::try_from(n).unwrap_or(1), window);
         }
         let mut sink = AlertSink::new(dest).with_policy(policy);
@@ -659,14 +664,9 @@ impl Checker<'_> {
             }
             sink = sink.with_retry(Retry::default().with_attempts(u32::try_from(n).unwrap_or(1)));
         }
-        if let Some(q) = self.size("queue", r.queue.as_ref())? {
-            sink = sink.with_queue_capacity(usize::try_from(q).unwrap_or(usize::MAX));
+        if let Some(n) = self.lines(r)? {
+            sink = sink.with_queue_capacity(n);
         }
-        let (sink, g) = sink.spawn().map_err(|e| ConfigError::Open {
-            key: self.key.to_owned(),
-            message: e.to_string(),
-        })?;
-        guard.alerts.push(g);
         Ok(sink)
     }
 }
@@ -727,98 +727,115 @@ impl RouterConfig {
         base: &JsonFormat,
         prefix: &str,
     ) -> Result<(RouterLayer, RouterGuard), ConfigError> {
-        // Check everything that can be checked without opening anything first.
-        let keys: Vec<String> = (0..self.route.len())
-            .map(|i| format!("{prefix}route[{i}]"))
-            .collect();
-        for (r, key) in self.route.iter().zip(&keys) {
-            self.check(r, key, base)?;
-        }
+        // Every route is checked, and its sink set up short of any I/O, before anything opens.
+        let planned = self
+            .route
+            .iter()
+            .enumerate()
+            .map(|(i, r)| plan(r, &format!("{prefix}route[{i}]"), base))
+            .collect::<Result<Vec<_>, _>>()?;
         let mut guard = RouterGuard::default();
         let mut layer = RouterLayer::new();
-        for (r, key) in self.route.iter().zip(&keys) {
-            let c = Checker { key };
-            let kind = r.sink.as_deref().unwrap_or_default();
-            let alert = ALERT_SINKS.contains(&kind);
-            let filter = c.filter(r, alert)?;
-            let route = match kind {
-                "stdout" => Route::new(filter, c.format(r, base)?, Stdout),
-                "stderr" => Route::new(filter, c.format(r, base)?, Stderr),
-                "file" => Route::new(filter, c.format(r, base)?, c.file(r, &mut guard)?),
-                "syslog" => Route::new(filter, c.format(r, base)?, c.syslog(r, &mut guard)?),
+        for (key, plan) in planned {
+            let open = |e: &dyn fmt::Display| ConfigError::Open {
+                key: key.clone(),
+                message: e.to_string(),
+            };
+            let route = match plan {
+                Plan::Stdout(f, fmt) => Route::new(f, fmt, Stdout),
+                Plan::Stderr(f, fmt) => Route::new(f, fmt, Stderr),
+                Plan::File(f, fmt, file, nb) => {
+                    let file = file.open().map_err(|e| open(&e))?;
+                    let (writer, g) = nb.spawn(file).map_err(|e| open(&e))?;
+                    guard.writers.push(g);
+                    Route::new(f, fmt, writer)
+                }
+                Plan::Syslog(f, fmt, bg) => {
+                    let (sink, g) = bg.spawn().map_err(|e| open(&e))?;
+                    guard.background.push(g);
+                    Route::new(f, fmt, sink)
+                }
                 #[cfg(feature = "alerts")]
-                kind if alert => Route::new(
-                    filter,
-                    Format::Json(base.clone().with_preset(Preset::Default)),
-                    c.alert(kind, r, &mut guard)?,
-                ),
-                _ => unreachable!("checked above"),
+                Plan::Alert(f, sink) => {
+                    let (sink, g) = sink.spawn().map_err(|e| open(&e))?;
+                    guard.alerts.push(g);
+                    Route::alert(f, sink)
+                }
             };
             layer = layer.with_route(route);
         }
         Ok((layer, guard))
     }
+}
 
-    /// The checks that need no I/O.
-    fn check(&self, r: &RouteConfig, key: &str, base: &JsonFormat) -> Result<(), ConfigError> {
-        let c = Checker { key };
-        let kind = r.sink.as_deref().ok_or_else(|| {
-            c.missing(
-                "sink",
-                "one of stdout, stderr, file, syslog, slack, discord, pagerduty, webhook, email",
-            )
-        })?;
-        let alert = ALERT_SINKS.contains(&kind);
-        if !alert && !["stdout", "stderr", "file", "syslog"].contains(&kind) {
-            return Err(c.invalid("sink", kind, SINKS));
-        }
-        if alert && !cfg!(feature = "alerts") {
+/// A checked route, its sink not yet opened.
+enum Plan {
+    Stdout(RouteFilter, Format),
+    Stderr(RouteFilter, Format),
+    File(RouteFilter, Format, RollingFile, NonBlockingBuilder),
+    Syslog(RouteFilter, Format, Background<SyslogSink>),
+    #[cfg(feature = "alerts")]
+    Alert(RouteFilter, crate::AlertSink),
+}
+
+/// Checks one route (`key` is its path) and sets up its sink short of I/O.
+fn plan(r: &RouteConfig, key: &str, base: &JsonFormat) -> Result<(String, Plan), ConfigError> {
+    let c = Checker { key };
+    let kind = r.sink.as_deref().ok_or_else(|| c.missing("sink", SINKS))?;
+    let alert = ALERT_SINKS.contains(&kind);
+    if !alert && !["stdout", "stderr", "file", "syslog"].contains(&kind) {
+        return Err(c.invalid("sink", kind, SINKS));
+    }
+    // A key that belongs to another sink is a mistake worth naming.
+    let allowed: &[&str] = match kind {
+        "file" => FILE_KEYS,
+        "syslog" => SYSLOG_KEYS,
+        "slack" | "discord" => &["url"],
+        "webhook" => &["url", "headers"],
+        "pagerduty" => &["url", "routing_key"],
+        "email" => &["smtp_url", "from", "to"],
+        _ => &[],
+    };
+    if let Some(k) = r
+        .set_keys()
+        .into_iter()
+        .find(|k| !(allowed.contains(k) || (alert && ALERT_KEYS.contains(k))))
+    {
+        return Err(ConfigError::Invalid {
+            key: format!("{key}.{k}"),
+            value: "(set)".to_owned(),
+            expected: format!("no `{k}` for sink {kind:?}: it is a setting of another sink"),
+        });
+    }
+    let filter = c.filter(r, alert)?;
+    if alert {
+        if let Some(f) = r.format.as_ref().filter(|f| *f != "json") {
             return Err(c.invalid(
-                "sink",
-                kind,
-                "a sink this build has (strata-router's `alerts` feature is off)",
+                "format",
+                f,
+                "no format for alert sinks: they read strata's JSON",
             ));
         }
-        // A key that belongs to another sink is a mistake worth naming.
-        let allowed: &[&str] = match kind {
-            "file" => FILE_KEYS,
-            "syslog" => SYSLOG_KEYS,
-            _ if alert => ALERT_KEYS,
-            _ => &[],
-        };
-        let queue_ok = kind != "stdout" && kind != "stderr";
-        if let Some(k) = r
-            .set_keys()
-            .into_iter()
-            .find(|k| !(allowed.contains(k) || (*k == "queue" && queue_ok)))
-        {
-            return Err(ConfigError::Invalid {
-                key: format!("{key}.{k}"),
-                value: "(set)".to_owned(),
-                expected: format!("no `{k}` for sink {kind:?}: it is a setting of another sink"),
-            });
-        }
-        if alert {
-            if let Some(f) = r.format.as_ref().filter(|f| *f != "json") {
-                return Err(c.invalid(
-                    "format",
-                    f,
-                    "no format for alert sinks: they read strata's JSON",
-                ));
-            }
-        } else {
-            c.format(r, base)?;
-        }
-        c.filter(r, alert)?;
-        if kind == "file" || kind == "syslog" {
-            c.size("queue", r.queue.as_ref())?;
-            c.policy(r)?;
-            c.duration("max_age", r.max_age.as_ref())?;
-        }
-        c.duration("throttle", r.throttle.as_ref())?;
-        c.duration("escalate_window", r.escalate_window.as_ref())?;
-        Ok(())
+        #[cfg(feature = "alerts")]
+        return Ok((key.to_owned(), Plan::Alert(filter, c.alert(kind, r)?)));
+        #[cfg(not(feature = "alerts"))]
+        return Err(c.invalid(
+            "sink",
+            kind,
+            "a sink this build has (strata-router's `alerts` feature is off)",
+        ));
     }
+    let format = c.format(r, base)?;
+    let plan = match kind {
+        "stdout" => Plan::Stdout(filter, format),
+        "stderr" => Plan::Stderr(filter, format),
+        "file" => {
+            let (file, nb) = c.file(r)?;
+            Plan::File(filter, format, file, nb)
+        }
+        _ => Plan::Syslog(filter, format, c.syslog(r)?),
+    };
+    Ok((key.to_owned(), plan))
 }
 
 const ALERT_SINKS: &[&str] = &["slack", "discord", "pagerduty", "webhook", "email"];
@@ -846,5 +863,7 @@ mod tests {
         assert_eq!(parse_offset("Z"), Some(0));
         assert_eq!(parse_offset("+25:00"), None);
         assert_eq!(parse_offset("0200"), None);
+        assert_eq!(parse_offset("+-5:00"), None);
+        assert_eq!(parse_offset("+05:-3"), None);
     }
 }

@@ -133,7 +133,7 @@ impl FromStr for FieldPredicate {
             Operand::Str(inner.to_owned())
         } else if rest == "true" || rest == "false" {
             Operand::Bool(rest == "true")
-        } else if let Ok(n) = rest.parse::<f64>() {
+        } else if let Some(n) = rest.parse::<f64>().ok().filter(|n| n.is_finite()) {
             Operand::Num(n)
         } else {
             Operand::Str(rest.to_owned())

@@ -132,13 +132,23 @@ impl Sink for NonBlocking {
 /// (and strata's own sinks), whose logs would otherwise be sent again and again.
 pub const NO_NETWORK_TARGETS: &[&str] = &[
     "hyper",
+    "hyper_",
     "h2",
     "tonic",
+    "tonic_",
     "tower",
+    "tower_",
     "reqwest",
     "lettre",
     "opentelemetry",
+    "opentelemetry_",
+    "tracing_opentelemetry",
     "rustls",
+    "rustls_",
+    "tokio_rustls",
+    "hickory_",
+    "sentry",
+    "sentry_",
     "strata_router",
 ];
 

@@ -271,11 +271,18 @@ fn discord_payload_follows_documented_limits_and_mentions_nobody() {
             std::io::ErrorKind::TimedOut,
             long.clone(),
         ));
+        let span = tracing::info_span!(
+            "request",
+            request_id = %"r".repeat(300),
+            f1 = %long, f2 = %long, f3 = %long, f4 = %long, f5 = %long,
+            f6 = %long, f7 = %long, f8 = %long, blank = "   "
+        );
+        let _g = span.enter();
         tracing::error!(
             error = &err as &dyn std::error::Error,
             a = 1,
             b = "two",
-            "{HOSTILE}"
+            "{HOSTILE} [Reset your password](https://evil.example) **bold**"
         );
     });
     assert!(guard.flush(Duration::from_secs(10)));
@@ -299,7 +306,18 @@ fn discord_payload_follows_documented_limits_and_mentions_nobody() {
     }
     assert!(chars(&e["footer"]["text"]) <= 2048);
     assert!(total <= 6000, "embed total {total} > 6000");
-    assert!(e["description"].as_str().unwrap().contains("caused by"));
+    let description = e["description"].as_str().unwrap();
+    assert!(description.contains("caused by"));
+    // Markdown in log content is escaped: no masked link, no bold.
+    assert!(
+        !description.contains("[Reset your password](https"),
+        "{description}"
+    );
+    assert!(
+        description.contains("\\[Reset your password\\]"),
+        "{description}"
+    );
+    assert!(!description.contains("**bold**"));
 }
 
 #[test]
@@ -644,10 +662,27 @@ fn destinations_reject_bad_input_with_typed_errors_and_never_show_secrets() {
     assert!(!shown.contains("S3CR3T"), "{shown}");
     assert!(shown.contains("hooks.slack.com"));
     let d = Destination::email(
-        "smtp://alice:hunter2@127.0.0.1:2525",
+        "smtps://alice:hunter2@127.0.0.1:2525",
         "a@example.com",
         &["b@example.com"],
     )
     .unwrap();
     assert!(!format!("{d:?}").contains("hunter2"));
+    // A password over plain SMTP would cross the network in clear text.
+    let err = Destination::email(
+        "smtp://alice:hunter2@127.0.0.1:2525",
+        "a@example.com",
+        &["b@example.com"],
+    )
+    .unwrap_err();
+    assert!(matches!(err, AlertError::InvalidUrl { .. }), "{err}");
+    assert!(!err.to_string().contains("hunter2"));
+    assert!(
+        Destination::email(
+            "smtp://alice:hunter2@127.0.0.1:587?tls=required",
+            "a@example.com",
+            &["b@example.com"]
+        )
+        .is_ok()
+    );
 }

@@ -270,6 +270,51 @@ fn mistakes_name_the_key_the_value_and_what_was_expected() {
             "route[1].max_level",
             "one of",
         ),
+        (
+            "[[route]]\nsink = \"syslog\"\naddress = \"udp://127.0.0.1:514\"\nqueue_lines = 0",
+            "route[0].queue_lines",
+            "1 to 1000000",
+        ),
+        (
+            "[[route]]\nsink = \"syslog\"\naddress = \"udp://127.0.0.1:514\"\nqueue = \"1GiB\"",
+            "route[0].queue",
+            "another sink",
+        ),
+        (
+            "[[route]]\nsink = \"file\"\ndir = \"x\"\nqueue = 0",
+            "route[0].queue",
+            "above zero",
+        ),
+        (
+            "[[route]]\nsink = \"email\"\nsmtp_url = \"smtp://127.0.0.1:25\"\nfrom = \"a@example.com\"\nto = [\"b@example.com\"]\nheaders = { A = \"b\" }",
+            "route[0].headers",
+            "another sink",
+        ),
+        (
+            "[[route]]\nsink = \"slack\"\nurl = \"http://x/y\"\nto = [\"b@example.com\"]",
+            "route[0].to",
+            "another sink",
+        ),
+        (
+            "[[route]]\nsink = \"discord\"\nurl = \"http://x/y\"\nrouting_key = \"abc\"",
+            "route[0].routing_key",
+            "another sink",
+        ),
+        (
+            "[[route]]\nsink = \"webhook\"\nurl = \"http://x/y\"\nescalate_window = \"0s\"",
+            "route[0].escalate_window",
+            "at least 1s",
+        ),
+        (
+            "[[route]]\nsink = \"webhook\"\nurl = \"http://x/y\"\nthrottle = \"1000d\"",
+            "route[0].throttle",
+            "at most 366d",
+        ),
+        (
+            "[[route]]\nsink = \"email\"\nsmtp_url = \"smtp://u:SECRET@127.0.0.1:25\"\nfrom = \"a@example.com\"\nto = [\"b@example.com\"]",
+            "route[0].smtp_url",
+            "TLS",
+        ),
         ("[[route]\nsink = \"stdout\"", "(line 1)", ""),
         ("[[route]]\nsink = \"stdout\"\nmin_level = ", "(line 3)", ""),
         ("[router]\nroute = []", "router", "unknown field `router`"),
@@ -290,17 +335,33 @@ fn mistakes_name_the_key_the_value_and_what_was_expected() {
 fn nothing_is_opened_when_a_later_route_is_invalid_and_keys_carry_the_prefix() {
     let dir = tempfile::tempdir().unwrap();
     let logs = dir.path().join("logs");
-    let toml = format!(
-        "[[route]]\nsink = \"file\"\ndir = \"{}\"\n[[route]]\nsink = \"stdout\"\nformat = \"yaml\"",
-        logs.display()
-    );
-    let config = RouterConfig::from_toml(&toml).unwrap();
-    let err = config
-        .build_with(&strata_json::JsonFormat::new(), "router.")
-        .map(drop)
-        .unwrap_err();
-    assert_eq!(key_of(&err), "router.route[1].format");
-    assert!(!logs.exists(), "the first route's directory was created");
+    // Later routes' mistakes found only by setting up their sinks (the URL, the key, the
+    // address) still stop everything before the first route's directory is made.
+    for (later, bad_key) in [
+        ("sink = \"stdout\"\nformat = \"yaml\"", "format"),
+        ("sink = \"slack\"\nurl = \"gopher://x\"", "url"),
+        (
+            "sink = \"pagerduty\"\nrouting_key = \"no spaces allowed\"",
+            "routing_key",
+        ),
+        ("sink = \"syslog\"\naddress = \"tcp://nowhere\"", "address"),
+        (
+            "sink = \"file\"\ndir = \"y\"\nutc_offset = \"+99:00\"",
+            "utc_offset",
+        ),
+    ] {
+        let toml = format!(
+            "[[route]]\nsink = \"file\"\ndir = \"{}\"\n[[route]]\n{later}",
+            logs.display()
+        );
+        let config = RouterConfig::from_toml(&toml).unwrap();
+        let err = config
+            .build_with(&strata_json::JsonFormat::new(), "router.")
+            .map(drop)
+            .unwrap_err();
+        assert_eq!(key_of(&err), format!("router.route[1].{bad_key}"), "{err}");
+        assert!(!logs.exists(), "the first route's directory was created");
+    }
 }
 
 #[test]

@@ -104,6 +104,10 @@ fn events_go_to_every_matching_route() {
         strata_core::log_error!(Declined, "payment declined");
         tracing::error!(target: "hyper::proto", "connection reset");
         strata_core::critical!(target: "app", "database unreachable");
+        tracing::error!(target: "opentelemetry_sdk", "telemetry trouble");
+        tracing::error!(target: "hyper_util::client", "telemetry trouble");
+        tracing::error!(target: "tower_http::trace", "telemetry trouble");
+        tracing::error!(target: "h2", "telemetry trouble");
     });
     let msgs = |m: &Mem| {
         m.json()
@@ -120,11 +124,15 @@ fn events_go_to_every_matching_route() {
             "not app",
             "payment declined",
             "connection reset",
-            "database unreachable"
+            "database unreachable",
+            "telemetry trouble",
+            "telemetry trouble",
+            "telemetry trouble",
+            "telemetry trouble"
         ]
     );
     let err_lines = errors.taken();
-    assert_eq!(err_lines.len(), 2, "{err_lines:?}");
+    assert_eq!(err_lines.len(), 6, "{err_lines:?}");
     assert!(
         err_lines[0].contains("   ERROR hyper::proto: connection reset"),
         "{}",

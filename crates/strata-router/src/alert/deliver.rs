@@ -102,27 +102,31 @@ fn httpdate_parse(s: &str) -> Option<SystemTime> {
     let [_, day, month, year, time, "GMT"] = parts.as_slice() else {
         return None;
     };
-    let day: u64 = day.parse().ok()?;
+    let day: u64 = day.parse().ok().filter(|d| (1..=31).contains(d))?;
     let month = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ]
     .iter()
     .position(|m| m == month)? as u64
         + 1;
-    let year: i64 = year.parse().ok()?;
+    let year: u64 = year.parse().ok().filter(|y| (1970..=9999).contains(y))?;
     let t: Vec<u64> = time.split(':').filter_map(|p| p.parse().ok()).collect();
-    let [h, mi, se] = t.as_slice() else {
+    let &[h, mi, se] = t.as_slice() else {
         return None;
     };
-    // Days from the civil date (Howard Hinnant's algorithm).
+    if h > 23 || mi > 59 || se > 60 {
+        return None;
+    }
+    // Days from the civil date (Howard Hinnant's algorithm); every value is range-checked above,
+    // so nothing here can overflow.
     let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = (y - era * 400) as u64;
+    let era = y / 400;
+    let yoe = y - era * 400;
     let mp = (month + 9) % 12;
     let doy = (153 * mp + 2) / 5 + day - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe as i64 - 719_468;
-    let secs = u64::try_from(days).ok()? * 86_400 + h * 3600 + mi * 60 + se;
+    let days = (era * 146_097 + doe).checked_sub(719_468)?;
+    let secs = days * 86_400 + h * 3600 + mi * 60 + se;
     Some(SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
 }
 
@@ -201,6 +205,17 @@ mod tests {
         );
         h.insert("retry-after", "soon".parse().unwrap());
         assert_eq!(retry_after(&h), None);
+        // Hostile dates: out of range, never a panic.
+        for bad in [
+            "Mon, 00 Mar 2026 00:00:00 GMT",
+            "Mon, 01 Jan 300000000000 00:00:00 GMT",
+            "Mon, 01 Jan 2026 99:00:00 GMT",
+            "Mon, 01 Jan 1969 00:00:00 GMT",
+            "Mon, 01 Jan 2026 00:00 GMT",
+        ] {
+            assert_eq!(httpdate_parse(bad), None, "{bad}");
+        }
+        assert!(httpdate_parse("Fri, 31 Dec 9999 23:59:59 GMT").is_some());
     }
 
     #[test]

@@ -215,7 +215,7 @@ impl Destination {
     }
 
     /// Email over SMTP. `smtp_url` is `smtp://host:port` (plain, or STARTTLS with
-    /// `?tls=required`), `smtps://host:465` (TLS), with optional `user:password@`.
+    /// `?tls=required`) or `smtps://host:465` (TLS); `user:password@` is accepted only with TLS.
     ///
     /// # Errors
     ///
@@ -226,6 +226,18 @@ impl Destination {
             what: "smtp server",
             reason: e.to_string(),
         })?;
+        let tls = parsed.scheme() == "smtps"
+            || parsed
+                .query_pairs()
+                .any(|(k, v)| k == "tls" && v == "required");
+        if (!parsed.username().is_empty() || parsed.password().is_some()) && !tls {
+            return Err(AlertError::InvalidUrl {
+                what: "smtp server",
+                reason: "credentials need TLS: use smtps:// or ?tls=required, or the password \
+                         would cross the network in clear text"
+                    .to_owned(),
+            });
+        }
         let server = format!(
             "{}://{}:{}",
             parsed.scheme(),
@@ -317,8 +329,13 @@ struct Counters {
     folded: AtomicU64,
     suppressed: AtomicU64,
     digests: AtomicU64,
+    over_budget: AtomicU64,
     /// Failed attempts since the last success (for reporting once per outage).
     failing: AtomicU64,
+    /// Bytes of lines in the queue.
+    queued_bytes: std::sync::atomic::AtomicUsize,
+    /// Set when the guard is dropped: retries stop waiting, so shutdown stays bounded.
+    closing: std::sync::atomic::AtomicBool,
 }
 
 /// What an alert sink has done so far.
@@ -341,9 +358,18 @@ pub struct AlertStats {
     pub folded: u64,
     /// Business-class occurrences (never alert).
     pub suppressed: u64,
-    /// Digests sent or being sent.
+    /// Digests and budget summaries sent or being sent.
     pub digests: u64,
+    /// New alerts held back by the budget (reported in the next summary).
+    pub over_budget: u64,
 }
+
+/// The longest line an alert sink queues, in bytes (longer ones are cut, and then show as
+/// raw text).
+const MAX_LINE: usize = 1 << 20;
+/// The most bytes of lines an alert sink holds in its queue; lines beyond are dropped and
+/// counted, like lines beyond the queue's capacity in lines.
+const MAX_QUEUED_BYTES: usize = 8 << 20;
 
 enum Msg {
     Event(EventInfo, Vec<u8>),
@@ -459,6 +485,7 @@ impl AlertSink {
             counters: Arc::clone(&self.counters),
             not_before: Mutex::new(None),
             kind: self.kind,
+            timeout: self.timeout,
         };
         let (policy, concurrency) = (self.policy, self.concurrency);
         let handle = std::thread::Builder::new()
@@ -492,6 +519,7 @@ fn stats(c: &Counters) -> AlertStats {
         folded: l(&c.folded),
         suppressed: l(&c.suppressed),
         digests: l(&c.digests),
+        over_budget: l(&c.over_budget),
     }
 }
 
@@ -527,10 +555,18 @@ impl Sink for AlertSink {
     }
 
     fn write_event(&self, event: &EventInfo, line: &[u8]) -> io::Result<()> {
-        let sent = self
-            .tx
-            .as_ref()
-            .is_some_and(|tx| tx.try_send(Msg::Event(*event, line.to_vec())).is_ok());
+        // Memory is bounded in bytes as well as in lines.
+        let line = &line[..line.len().min(MAX_LINE)];
+        let queued = &self.counters.queued_bytes;
+        let room = queued.fetch_add(line.len(), Ordering::Relaxed) + line.len() <= MAX_QUEUED_BYTES;
+        let sent = room
+            && self
+                .tx
+                .as_ref()
+                .is_some_and(|tx| tx.try_send(Msg::Event(*event, line.to_vec())).is_ok());
+        if !sent {
+            queued.fetch_sub(line.len(), Ordering::Relaxed);
+        }
         let counter = if sent {
             &self.counters.accepted
         } else {
@@ -569,7 +605,8 @@ fn request(
     loop {
         match tx.try_send(msg) {
             Ok(()) => break,
-            Err(mpsc::error::TrySendError::Closed(_)) => return true,
+            // The worker is gone (it stopped, or its runtime could not start).
+            Err(mpsc::error::TrySendError::Closed(_)) => return false,
             Err(mpsc::error::TrySendError::Full(m)) => {
                 if Instant::now() >= deadline {
                     return false;
@@ -626,6 +663,7 @@ impl AlertGuard {
 
 impl Drop for AlertGuard {
     fn drop(&mut self) {
+        self.counters.closing.store(true, Ordering::Relaxed);
         let done = self
             .tx
             .take()
@@ -646,6 +684,7 @@ struct Worker {
     /// Set by a 429 / `Retry-After`: no request before then.
     not_before: Mutex<Option<Instant>>,
     kind: &'static str,
+    timeout: Duration,
 }
 
 impl Worker {
@@ -678,10 +717,17 @@ impl Worker {
                         }
                         continue;
                     }
-                    Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
+                    Some(done) = tasks.join_next(), if !tasks.is_empty() => {
+                        worker.reaped(done);
+                        continue;
+                    }
                 };
                 match msg {
                     Some(Msg::Event(info, line)) => {
+                        worker
+                            .counters
+                            .queued_bytes
+                            .fetch_sub(line.len(), Ordering::Relaxed);
                         let occ = Occurrence::parse(&info, &line);
                         let decision = state.observe(
                             occ.fingerprint.0,
@@ -698,17 +744,24 @@ impl Worker {
                             Decision::Fold => _ = c.folded.fetch_add(1, Ordering::Relaxed),
                             Decision::Hold => _ = c.held.fetch_add(1, Ordering::Relaxed),
                             Decision::Suppress => _ = c.suppressed.fetch_add(1, Ordering::Relaxed),
+                            Decision::OverBudget => {
+                                _ = c.over_budget.fetch_add(1, Ordering::Relaxed)
+                            }
                         }
                     }
                     Some(Msg::Flush(ack)) => {
-                        while tasks.join_next().await.is_some() {}
+                        while let Some(done) = tasks.join_next().await {
+                            worker.reaped(done);
+                        }
                         let _ = ack.send(());
                     }
                     Some(Msg::Shutdown(ack)) => {
                         for (occ, kind) in state.due(Instant::now(), true) {
                             worker.start(&mut tasks, &slots, occ, kind).await;
                         }
-                        while tasks.join_next().await.is_some() {}
+                        while let Some(done) = tasks.join_next().await {
+                            worker.reaped(done);
+                        }
                         let _ = ack.send(());
                         return;
                     }
@@ -716,6 +769,19 @@ impl Worker {
                 }
             }
         });
+        // DNS lookups run on the runtime's blocking threads; never wait for them at exit.
+        rt.shutdown_background();
+    }
+
+    /// Counts a delivery task that panicked (a bug; the alert is lost, so say so).
+    fn reaped(&self, done: Result<(), tokio::task::JoinError>) {
+        if let Err(e) = done {
+            self.counters.failed.fetch_add(1, Ordering::Relaxed);
+            eprintln!(
+                "strata-router: a {} alert delivery failed unexpectedly: {e}",
+                self.kind
+            );
+        }
     }
 
     /// Starts one delivery, waiting for a free slot first (which is what bounds memory: while
@@ -727,7 +793,7 @@ impl Worker {
         occ: Occurrence,
         kind: Kind,
     ) {
-        if matches!(kind, Kind::Digest { .. }) {
+        if matches!(kind, Kind::Digest { .. } | Kind::Overflow { .. }) {
             self.counters.digests.fetch_add(1, Ordering::Relaxed);
         }
         let Ok(permit) = Arc::clone(slots).acquire_owned().await else {
@@ -770,7 +836,7 @@ impl Worker {
                 }
                 Attempt::Retry { reason, after } => {
                     self.report(&reason);
-                    if attempt == self.retry.attempts {
+                    if attempt == self.retry.attempts || c.closing.load(Ordering::Relaxed) {
                         c.failed.fetch_add(1, Ordering::Relaxed);
                         return;
                     }
@@ -813,13 +879,24 @@ impl Worker {
                 from,
                 to,
                 ..
-            } => return send_email(transport, from, to, occ, kind).await,
+            } => {
+                // lettre's timeout is per read/write; bound the whole conversation too.
+                return tokio::time::timeout(
+                    self.timeout,
+                    send_email(transport, from, to, occ, kind),
+                )
+                .await
+                .unwrap_or_else(|_| Attempt::Retry {
+                    reason: format!("SMTP delivery took longer than {:?}", self.timeout),
+                    after: None,
+                });
+            }
         };
         let request = self
             .client
             .post(url.clone())
-            .headers(self.dest.headers.clone())
             .header(CONTENT_TYPE, "application/json")
+            .headers(self.dest.headers.clone())
             .body(serde_json::to_vec(&body).unwrap_or_default());
         match request.send().await {
             Err(e) => Attempt::Retry {

@@ -35,6 +35,9 @@ const OWN_PLACE: &[&str] = &[
     "thread",
 ];
 
+/// Lines longer than this are not attached whole to webhook and email alerts.
+const MAX_EVENT: usize = 16 * 1024;
+
 /// At most this many fields are shown.
 const MAX_FIELDS: usize = 10;
 
@@ -139,6 +142,7 @@ impl Occurrence {
             target: clip(&target, 200),
             fingerprint,
             timestamp: get(&["timestamp", "@timestamp"])
+                .filter(|t| looks_like_rfc3339(t))
                 .unwrap_or_else(strata_core::encode::rfc3339_now),
             service: get(&["service", "service.name"]).map(|s| clip(&s, 100)),
             environment: get(&["env"]).map(|s| clip(&s, 100)),
@@ -147,7 +151,13 @@ impl Occurrence {
             trace_id: get(&["trace_id"]).map(|s| clip(&s, 64)),
             chain: chain.into_iter().take(8).map(|c| clip(&c, 500)).collect(),
             fields,
-            event: Value::Object(obj),
+            // The whole line rides along (webhook, email) only when small: samples are kept per
+            // fingerprint, so memory stays bounded.
+            event: if line.len() <= MAX_EVENT {
+                Value::Object(obj)
+            } else {
+                Value::Null
+            },
         }
     }
 
@@ -158,6 +168,20 @@ impl Occurrence {
             None => format!("[{}] {}", self.severity, one_line(&self.message)),
         }
     }
+}
+
+/// `2026-11-25T10:40:39.935190Z` or with an offset: what Discord and PagerDuty accept.
+fn looks_like_rfc3339(t: &str) -> bool {
+    let b = t.as_bytes();
+    b.len() >= 20
+        && b.len() <= 40
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b[10] == b'T'
+        && b[13] == b':'
+        && b[..4].iter().all(u8::is_ascii_digit)
+        && (t.ends_with('Z') || b[b.len() - 6] == b'+' || b[b.len() - 6] == b'-')
+        && t.bytes().all(|c| c.is_ascii_graphic())
 }
 
 /// The message on one line: control characters (newlines, escapes) become spaces.
@@ -194,6 +218,19 @@ pub(crate) fn repetition(kind: Kind) -> Option<String> {
             if count == 1 { "time" } else { "times" },
             human(window)
         )),
+        Kind::Overflow {
+            count,
+            window,
+            limit,
+        } => Some(format!(
+            "{count} {} held back in the last {} (at most {limit} new alerts per window); this is the latest",
+            if count == 1 {
+                "alert was"
+            } else {
+                "alerts were"
+            },
+            human(window)
+        )),
     }
 }
 
@@ -202,6 +239,7 @@ fn kind_name(kind: Kind) -> &'static str {
         Kind::First => "first",
         Kind::Escalated { .. } => "repeated",
         Kind::Digest { .. } => "digest",
+        Kind::Overflow { .. } => "overflow",
     }
 }
 
@@ -209,7 +247,7 @@ fn occurrences(kind: Kind) -> u64 {
     match kind {
         Kind::First => 1,
         Kind::Escalated { count, .. } => u64::from(count),
-        Kind::Digest { count, .. } => count,
+        Kind::Digest { count, .. } | Kind::Overflow { count, .. } => count,
     }
 }
 
@@ -270,20 +308,20 @@ pub(crate) fn slack(o: &Occurrence, kind: Kind) -> Value {
         .chain(o.fields.iter().map(|(k, v)| (k.as_str(), v.clone())))
         .take(10)
         .map(|(k, v)| {
-            json!({"type": "mrkdwn", "text": clip(&format!("*{}*\n{}", slack_escape(k), slack_escape(&v)), 2000)})
+            json!({"type": "mrkdwn", "verbatim": true, "text": clip(&format!("*{}*\n{}", slack_escape(k), slack_escape(&v)), 2000)})
         })
         .collect();
     fields.truncate(10);
     let mut blocks = vec![
         // plain_text is not parsed for mentions, but keep `<…>` out of it all the same.
         json!({"type": "header", "text": {"type": "plain_text", "text": clip(&one_line(&o.title()).replace('<', "‹").replace('>', "›"), 150), "emoji": true}}),
-        json!({"type": "section", "text": {"type": "mrkdwn", "text": clip(&body, 3000)}}),
+        json!({"type": "section", "text": {"type": "mrkdwn", "verbatim": true, "text": clip(&body, 3000)}}),
     ];
     if !fields.is_empty() {
         blocks.push(json!({"type": "section", "fields": fields}));
     }
     blocks.push(json!({"type": "context", "elements": [
-        {"type": "mrkdwn", "text": format!("fingerprint `{}` · {}", o.fingerprint, slack_escape(&o.timestamp))}
+        {"type": "mrkdwn", "verbatim": true, "text": format!("fingerprint `{}` · {}", o.fingerprint, slack_escape(&o.timestamp))}
     ]}));
     json!({"text": clip(&slack_escape(&one_line(&title)), 3000), "blocks": blocks})
 }
@@ -298,36 +336,87 @@ fn colour(sev: Severity) -> u32 {
     }
 }
 
+/// Discord markdown escaping: log content cannot format, mask a link (`[text](url)`), quote or
+/// open a code block.
+fn discord_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(
+            c,
+            '\\' | '*'
+                | '_'
+                | '~'
+                | '`'
+                | '|'
+                | '>'
+                | '#'
+                | '['
+                | ']'
+                | '('
+                | ')'
+                | '-'
+                | '<'
+                | '@'
+        ) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// A Discord webhook message: one embed, mentions disabled (`allowed_mentions.parse = []`, so
-/// `@everyone` in a log message pings no one).
+/// `@everyone` in a log message pings no one) and log content markdown-escaped.
 ///
 /// Limits: title 256, description 4096, at most 25 fields (name 256, value 1024), footer 2048,
-/// 6000 characters in the whole embed.
+/// and 6000 characters in the whole embed (fields are dropped to stay within it).
 pub(crate) fn discord(o: &Occurrence, kind: Kind) -> Value {
-    let mut description = clip(&o.message, 1500);
+    let title = clip(&one_line(&o.title()), 256);
+    let footer = format!("fingerprint {}", o.fingerprint);
+    let mut description = discord_escape(&clip(&o.message, 1500));
     if let Some(r) = repetition(kind) {
         let _ = write!(description, "\n\n**{r}**");
     }
     if !o.chain.is_empty() {
+        // Inside a code block only a closing fence is special.
         let chain = o.chain.join("\n  caused by: ").replace("```", "'''");
         let _ = write!(description, "\n```\n{}\n```", clip(&chain, 1500));
     }
-    let fields: Vec<Value> = context(o)
+    let description = clip(&description, 4096);
+    let mut budget = 6000usize.saturating_sub(
+        title.chars().count() + footer.chars().count() + description.chars().count(),
+    );
+    let mut fields = Vec::new();
+    for (k, v) in context(o)
         .into_iter()
         .chain(o.fields.iter().map(|(k, v)| (k.as_str(), v.clone())))
         .take(20)
-        .map(|(k, v)| json!({"name": clip(k, 256), "value": clip(if v.is_empty() { "-" } else { &v }, 200), "inline": true}))
-        .collect();
+    {
+        let name = clip(k, 256);
+        let value = clip(&discord_escape(&v), 200);
+        // Discord rejects empty and blank values.
+        let value = if value.trim().is_empty() {
+            "-".to_owned()
+        } else {
+            value
+        };
+        let cost = name.chars().count() + value.chars().count();
+        if cost > budget {
+            break;
+        }
+        budget -= cost;
+        fields.push(json!({"name": name, "value": value, "inline": true}));
+    }
     json!({
         "username": "strata",
         "allowed_mentions": {"parse": []},
         "embeds": [{
-            "title": clip(&one_line(&o.title()), 256),
-            "description": clip(&description, 4096),
+            "title": title,
+            "description": description,
             "color": colour(o.severity),
             "timestamp": o.timestamp,
             "fields": fields,
-            "footer": {"text": format!("fingerprint {}", o.fingerprint)},
+            "footer": {"text": footer},
         }],
     })
 }
@@ -363,7 +452,14 @@ pub(crate) fn pagerduty(o: &Occurrence, kind: Kind, routing_key: &str, source: &
     }
     let mut payload = json!({
         "summary": clip(&summary, 1024),
-        "source": clip(o.service.as_deref().unwrap_or(source), 255),
+        "source": clip(
+            o.service
+                .as_deref()
+                .filter(|s| !s.trim().is_empty())
+                .or(Some(source).filter(|s| !s.trim().is_empty()))
+                .unwrap_or("strata"),
+            255,
+        ),
         "severity": severity,
         "timestamp": o.timestamp,
         "component": o.target,
@@ -386,11 +482,13 @@ pub(crate) fn pagerduty(o: &Occurrence, kind: Kind, routing_key: &str, source: &
 
 /// The generic webhook's JSON: everything, including the whole log line as `event`.
 pub(crate) fn webhook(o: &Occurrence, kind: Kind) -> Value {
-    let (window, count) = match kind {
-        Kind::First => (None, 1),
-        Kind::Escalated { count, window } => (Some(window), u64::from(count)),
-        Kind::Digest { count, window } => (Some(window), count),
+    let window = match kind {
+        Kind::First => None,
+        Kind::Escalated { window, .. }
+        | Kind::Digest { window, .. }
+        | Kind::Overflow { window, .. } => Some(window),
     };
+    let count = occurrences(kind);
     json!({
         "version": 1,
         "kind": kind_name(kind),

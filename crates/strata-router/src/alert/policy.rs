@@ -17,6 +17,12 @@ use strata_core::{ErrorClass, Severity};
 ///   fingerprint within the throttle window (default 5 minutes) are counted, not sent; when the
 ///   window ends one digest says "occurred 37 more times in the last 5 min". A crash loop
 ///   therefore pages once, then once per window, never once per crash.
+/// - **A budget** per sink (default 20 alerts a minute) for when many *different* errors fire
+///   at once (a dependency down, hostile input making every message unique): alerts beyond it
+///   are held, and one summary at the end of the minute says how many.
+///
+/// Severity is part of the fingerprint's identity only through the message and error type: a
+/// CRITICAL and an ERROR with the same type and message share a throttle window.
 ///
 /// ```
 /// use std::time::Duration;
@@ -32,6 +38,8 @@ pub struct AlertPolicy {
     pub(crate) threshold: u32,
     pub(crate) window: Duration,
     pub(crate) max_fingerprints: usize,
+    pub(crate) budget: u32,
+    pub(crate) budget_window: Duration,
 }
 
 impl Default for AlertPolicy {
@@ -40,7 +48,9 @@ impl Default for AlertPolicy {
             throttle: Duration::from_secs(300),
             threshold: 5,
             window: Duration::from_secs(300),
-            max_fingerprints: 10_000,
+            max_fingerprints: 1000,
+            budget: 20,
+            budget_window: Duration::from_secs(60),
         }
     }
 }
@@ -55,16 +65,27 @@ impl AlertPolicy {
     }
 
     /// External errors alert once `threshold` of the same fingerprint occur within `window`.
-    /// Default: 5 within 5 minutes. A threshold of 1 alerts on the first.
+    /// Default: 5 within 5 minutes. A threshold of 1 alerts on the first; a zero window is
+    /// taken as one second.
     #[must_use]
     pub fn with_escalation(mut self, threshold: u32, window: Duration) -> Self {
         self.threshold = threshold.max(1);
-        self.window = window;
+        self.window = window.max(Duration::from_secs(1));
         self
     }
 
-    /// How many fingerprints are remembered (the least recently seen are forgotten first).
-    /// Default: 10 000.
+    /// At most `alerts` new alerts (first occurrences and escalations; digests are bounded by
+    /// them) per `window`; the rest are held and summarised once per window. Default: 20 a
+    /// minute. Zero removes the budget.
+    #[must_use]
+    pub fn with_budget(mut self, alerts: u32, window: Duration) -> Self {
+        self.budget = alerts;
+        self.budget_window = window.max(Duration::from_secs(1));
+        self
+    }
+
+    /// How many fingerprints are remembered (those with nothing pending are forgotten first).
+    /// Default: 1000.
     #[must_use]
     pub fn with_max_fingerprints(mut self, n: usize) -> Self {
         self.max_fingerprints = n.max(1);
@@ -81,6 +102,12 @@ pub(crate) enum Kind {
     Escalated { count: u32, window: Duration },
     /// Repeats folded during a throttle window.
     Digest { count: u64, window: Duration },
+    /// Alerts held back by the budget during `window` (`limit` per window).
+    Overflow {
+        count: u64,
+        window: Duration,
+        limit: u32,
+    },
 }
 
 /// What to do with one occurrence.
@@ -94,6 +121,8 @@ pub(crate) enum Decision {
     Hold,
     /// Never alerts (business class).
     Suppress,
+    /// Over the sink's budget: counted into the next summary.
+    OverBudget,
 }
 
 #[derive(Debug)]
@@ -107,11 +136,51 @@ struct Entry<T> {
     sample: Option<T>,
 }
 
+/// The sink-wide budget.
+#[derive(Debug)]
+struct Budget<T> {
+    /// When the alerts of the current budget window went out.
+    sent: VecDeque<Instant>,
+    held: u64,
+    held_since: Option<Instant>,
+    sample: Option<T>,
+}
+
+impl<T> Budget<T> {
+    /// Takes one alert from the budget, or counts it as held.
+    fn take(&mut self, p: &AlertPolicy, sample: &mut Option<T>, now: Instant) -> bool {
+        if p.budget == 0 {
+            return true;
+        }
+        while self
+            .sent
+            .front()
+            .is_some_and(|&t| now.duration_since(t) >= p.budget_window)
+        {
+            self.sent.pop_front();
+        }
+        if self.sent.len() < p.budget as usize {
+            self.sent.push_back(now);
+            return true;
+        }
+        self.held += 1;
+        self.held_since.get_or_insert(now);
+        self.sample = sample.take();
+        false
+    }
+}
+
 /// Per-fingerprint state; `T` is the occurrence a digest shows.
 #[derive(Debug)]
 pub(crate) struct PolicyState<T> {
     policy: AlertPolicy,
     entries: HashMap<u64, Entry<T>>,
+    budget: Budget<T>,
+}
+
+/// `t + d`, or "never" when that overflows (a huge throttle means "alert once").
+fn after(t: Instant, d: Duration) -> Option<Instant> {
+    t.checked_add(d)
 }
 
 impl<T> PolicyState<T> {
@@ -119,6 +188,12 @@ impl<T> PolicyState<T> {
         PolicyState {
             policy,
             entries: HashMap::new(),
+            budget: Budget {
+                sent: VecDeque::new(),
+                held: 0,
+                held_since: None,
+                sample: None,
+            },
         }
     }
 
@@ -154,6 +229,7 @@ impl<T> PolicyState<T> {
             return Decision::Fold;
         }
         let escalates = class == Some(ErrorClass::External) && severity < Severity::Critical;
+        let mut sample = Some(sample);
         let kind = if escalates && p.threshold > 1 {
             while e
                 .recent
@@ -166,7 +242,6 @@ impl<T> PolicyState<T> {
             if e.recent.len() < p.threshold as usize {
                 return Decision::Hold;
             }
-            e.recent.clear();
             Kind::Escalated {
                 count: p.threshold,
                 window: p.window,
@@ -174,6 +249,10 @@ impl<T> PolicyState<T> {
         } else {
             Kind::First
         };
+        if !self.budget.take(&p, &mut sample, now) {
+            return Decision::OverBudget;
+        }
+        e.recent.clear();
         e.last_sent = Some(now);
         e.folded = 0;
         e.sample = None;
@@ -191,11 +270,12 @@ impl<T> PolicyState<T> {
                     .back()
                     .is_some_and(|&t| now.duration_since(t) < p.window)
         });
+        // Still full: forget the least recently seen, preferring one with no digest pending.
         if self.entries.len() >= p.max_fingerprints
             && let Some(&oldest) = self
                 .entries
                 .iter()
-                .min_by_key(|(_, e)| e.last_seen)
+                .min_by_key(|(_, e)| (e.folded > 0, e.last_seen))
                 .map(|(k, _)| k)
         {
             self.entries.remove(&oldest);
@@ -205,11 +285,12 @@ impl<T> PolicyState<T> {
     /// The digests due at `now` (or all pending ones, when `all`), each with the latest
     /// occurrence. A digest starts a new throttle window.
     pub(crate) fn due(&mut self, now: Instant, all: bool) -> Vec<(T, Kind)> {
-        let throttle = self.policy.throttle;
+        let p = self.policy;
         let mut out = Vec::new();
         for e in self.entries.values_mut() {
             let Some(sent) = e.last_sent else { continue };
-            if e.folded > 0 && (all || now.duration_since(sent) >= throttle) {
+            let due = after(sent, p.throttle).is_some_and(|t| now >= t);
+            if e.folded > 0 && (all || due) {
                 if let Some(sample) = e.sample.take() {
                     out.push((
                         sample,
@@ -223,15 +304,38 @@ impl<T> PolicyState<T> {
                 e.last_sent = Some(now);
             }
         }
+        let b = &mut self.budget;
+        if let Some(since) = b.held_since
+            && (all || after(since, p.budget_window).is_some_and(|t| now >= t))
+        {
+            if let Some(sample) = b.sample.take() {
+                out.push((
+                    sample,
+                    Kind::Overflow {
+                        count: b.held,
+                        window: now.duration_since(since),
+                        limit: p.budget,
+                    },
+                ));
+            }
+            b.held = 0;
+            b.held_since = None;
+        }
         out
     }
 
-    /// When the next digest falls due.
+    /// When the next digest or budget summary falls due.
     pub(crate) fn next_due(&self) -> Option<Instant> {
+        let p = self.policy;
         self.entries
             .values()
             .filter(|e| e.folded > 0)
-            .filter_map(|e| e.last_sent.map(|t| t + self.policy.throttle))
+            .filter_map(|e| e.last_sent.and_then(|t| after(t, p.throttle)))
+            .chain(
+                self.budget
+                    .held_since
+                    .and_then(|t| after(t, p.budget_window)),
+            )
             .min()
     }
 
@@ -248,7 +352,10 @@ mod tests {
     const MIN: Duration = Duration::from_secs(60);
 
     fn state() -> (PolicyState<u32>, Instant) {
-        (PolicyState::new(AlertPolicy::default()), Instant::now())
+        (
+            PolicyState::new(AlertPolicy::default().with_budget(0, MIN)),
+            Instant::now(),
+        )
     }
 
     #[test]
@@ -352,7 +459,11 @@ mod tests {
 
     #[test]
     fn zero_throttle_sends_every_occurrence() {
-        let mut s = PolicyState::new(AlertPolicy::default().with_throttle(Duration::ZERO));
+        let mut s = PolicyState::new(
+            AlertPolicy::default()
+                .with_throttle(Duration::ZERO)
+                .with_budget(0, MIN),
+        );
         let t0 = Instant::now();
         for i in 0..3 {
             assert_eq!(
@@ -363,8 +474,78 @@ mod tests {
     }
 
     #[test]
+    fn the_budget_holds_back_a_flood_of_distinct_alerts_and_summarises_it() {
+        let mut s = PolicyState::new(AlertPolicy::default().with_budget(3, MIN));
+        let t0 = Instant::now();
+        let sent = (0..10u64)
+            .filter(|&fp| {
+                s.observe(fp, Severity::Error, None, fp, t0) == Decision::Send(Kind::First)
+            })
+            .count();
+        assert_eq!(sent, 3);
+        assert!(s.due(t0 + Duration::from_secs(59), false).is_empty());
+        assert_eq!(s.next_due(), Some(t0 + MIN));
+        assert_eq!(
+            s.due(t0 + MIN, false),
+            vec![(
+                9,
+                Kind::Overflow {
+                    count: 7,
+                    window: MIN,
+                    limit: 3
+                }
+            )]
+        );
+        // A new window has room again; a held fingerprint can alert now.
+        assert_eq!(
+            s.observe(5, Severity::Error, None, 5, t0 + MIN),
+            Decision::Send(Kind::First)
+        );
+    }
+
+    #[test]
+    fn a_huge_throttle_means_alert_once_without_overflow() {
+        let mut s = PolicyState::new(AlertPolicy::default().with_throttle(Duration::MAX));
+        let t0 = Instant::now();
+        assert_eq!(
+            s.observe(1, Severity::Error, None, 0u32, t0),
+            Decision::Send(Kind::First)
+        );
+        assert_eq!(
+            s.observe(1, Severity::Error, None, 1, t0 + MIN),
+            Decision::Fold
+        );
+        assert_eq!(s.next_due(), None);
+        assert!(s.due(t0 + 1000 * MIN, false).is_empty());
+        assert_eq!(s.due(t0, true).len(), 1, "shutdown still sends the digest");
+    }
+
+    #[test]
+    fn eviction_keeps_pending_digests() {
+        let mut s = PolicyState::new(
+            AlertPolicy::default()
+                .with_max_fingerprints(2)
+                .with_budget(0, MIN),
+        );
+        let t0 = Instant::now();
+        let _ = s.observe(1, Severity::Error, None, 0u32, t0);
+        let _ = s.observe(1, Severity::Error, None, 1, t0); // folded: a digest is pending
+        let _ = s.observe(2, Severity::Error, None, 0, t0 + Duration::from_secs(1));
+        let _ = s.observe(3, Severity::Error, None, 0, t0 + Duration::from_secs(2));
+        assert_eq!(
+            s.due(t0, true).len(),
+            1,
+            "fingerprint 1's digest survived eviction"
+        );
+    }
+
+    #[test]
     fn state_is_bounded() {
-        let mut s = PolicyState::new(AlertPolicy::default().with_max_fingerprints(100));
+        let mut s = PolicyState::new(
+            AlertPolicy::default()
+                .with_max_fingerprints(100)
+                .with_budget(0, MIN),
+        );
         let t0 = Instant::now();
         for fp in 0..10_000u64 {
             let _ = s.observe(
