@@ -30,6 +30,7 @@
 pub mod encode;
 pub mod error;
 pub mod fingerprint;
+pub mod flush;
 mod severity;
 pub mod store;
 pub mod time;

@@ -88,10 +88,19 @@ impl<S: Sink> Background<S> {
             .name("strata-sink".to_owned())
             .spawn(move || run(&inner, &rx, &counters))?;
         self.tx = Some(tx.clone());
+        let for_flush = tx.clone();
+        let registration =
+            strata_core::flush::register("strata-router background sink", move |deadline| {
+                flush_queue(
+                    &for_flush,
+                    deadline.saturating_duration_since(std::time::Instant::now()),
+                );
+            });
         let guard = BackgroundGuard {
             tx: Mutex::new(Some(tx)),
             counters: Arc::clone(&self.counters),
             handle: Some(handle),
+            _registration: registration,
         };
         Ok((self, guard))
     }
@@ -207,6 +216,7 @@ pub struct BackgroundGuard {
     tx: Mutex<Option<SyncSender<Msg>>>,
     counters: Arc<Counters>,
     handle: Option<JoinHandle<()>>,
+    _registration: strata_core::flush::Registration,
 }
 
 impl std::fmt::Debug for BackgroundGuard {

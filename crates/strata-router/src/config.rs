@@ -499,6 +499,9 @@ impl Checker<'_> {
             file = file.with_max_files(usize::try_from(n).unwrap_or(usize::MAX));
         }
         if let Some(age) = self.duration("max_age", r.max_age.as_ref())? {
+            if age.is_zero() {
+                return Err(self.invalid("max_age", "0", "a duration above zero"));
+            }
             file = file.with_max_age(age);
         }
         if let Some(g) = r.gzip {
@@ -759,7 +762,11 @@ impl RouterConfig {
                 Plan::Alert(f, sink) => {
                     let (sink, g) = sink.spawn().map_err(|e| open(&e))?;
                     guard.alerts.push(g);
-                    Route::alert(f, sink)
+                    Route::new(
+                        f,
+                        Format::Json(base.clone().with_preset(Preset::Default)),
+                        sink,
+                    )
                 }
             };
             layer = layer.with_route(route);

@@ -122,6 +122,11 @@ impl NonBlockingBuilder {
         let handle = std::thread::Builder::new()
             .name(self.thread_name)
             .spawn(move || worker.run(writer, &report))?;
+        let for_flush = Arc::clone(&shared);
+        let registration =
+            strata_core::flush::register("strata-router non-blocking writer", move |deadline| {
+                for_flush.flush_until(Some(deadline));
+            });
         Ok((
             NonBlocking {
                 shared: Arc::clone(&shared),
@@ -129,6 +134,7 @@ impl NonBlockingBuilder {
             WorkerGuard {
                 shared,
                 handle: Some(handle),
+                _registration: registration,
             },
         ))
     }
@@ -260,10 +266,27 @@ impl Shared {
 
     /// Waits until everything queued before the call has been handed to the writer.
     fn flush(&self) {
+        self.flush_until(None);
+    }
+
+    /// As [`Shared::flush`], giving up at `deadline`.
+    fn flush_until(&self, deadline: Option<Instant>) {
         let mut st = self.lock();
         let target = st.enqueued;
         while st.written < target && !st.shutdown {
-            st = self.written.wait(st).unwrap_or_else(|e| e.into_inner());
+            st = match deadline {
+                None => self.written.wait(st).unwrap_or_else(|e| e.into_inner()),
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return;
+                    }
+                    self.written
+                        .wait_timeout(st, left)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
+                }
+            };
         }
     }
 }
@@ -324,6 +347,8 @@ impl Write for NonBlocking {
 pub struct WorkerGuard {
     shared: Arc<Shared>,
     handle: Option<JoinHandle<()>>,
+    /// Lets the panic hook flush this writer before the process dies.
+    _registration: strata_core::flush::Registration,
 }
 
 impl std::fmt::Debug for WorkerGuard {

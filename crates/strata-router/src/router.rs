@@ -258,6 +258,7 @@ fn target_has_prefix(target: &str, prefix: &str) -> bool {
     target.starts_with(prefix)
         && (target.len() == prefix.len()
             || target[prefix.len()..].starts_with("::")
+            || target[prefix.len()..].starts_with('-')
             || prefix.ends_with(':')
             || prefix.ends_with('_'))
 }

@@ -108,6 +108,7 @@ fn events_go_to_every_matching_route() {
         tracing::error!(target: "hyper_util::client", "telemetry trouble");
         tracing::error!(target: "tower_http::trace", "telemetry trouble");
         tracing::error!(target: "h2", "telemetry trouble");
+        tracing::error!(target: "opentelemetry-otlp", "telemetry trouble");
     });
     let msgs = |m: &Mem| {
         m.json()
@@ -128,11 +129,12 @@ fn events_go_to_every_matching_route() {
             "telemetry trouble",
             "telemetry trouble",
             "telemetry trouble",
+            "telemetry trouble",
             "telemetry trouble"
         ]
     );
     let err_lines = errors.taken();
-    assert_eq!(err_lines.len(), 6, "{err_lines:?}");
+    assert_eq!(err_lines.len(), 7, "{err_lines:?}");
     assert!(
         err_lines[0].contains("   ERROR hyper::proto: connection reset"),
         "{}",

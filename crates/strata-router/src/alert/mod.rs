@@ -227,9 +227,11 @@ impl Destination {
             reason: e.to_string(),
         })?;
         let tls = parsed.scheme() == "smtps"
+            // lettre reads the first `tls` parameter; so do we.
             || parsed
                 .query_pairs()
-                .any(|(k, v)| k == "tls" && v == "required");
+                .find(|(k, _)| k == "tls")
+                .is_some_and(|(_, v)| v == "required");
         if (!parsed.username().is_empty() || parsed.password().is_some()) && !tls {
             return Err(AlertError::InvalidUrl {
                 what: "smtp server",
@@ -364,8 +366,7 @@ pub struct AlertStats {
     pub over_budget: u64,
 }
 
-/// The longest line an alert sink queues, in bytes (longer ones are cut, and then show as
-/// raw text).
+/// The longest line an alert sink queues, in bytes (longer ones are dropped and counted).
 const MAX_LINE: usize = 1 << 20;
 /// The most bytes of lines an alert sink holds in its queue; lines beyond are dropped and
 /// counted, like lines beyond the queue's capacity in lines.
@@ -478,6 +479,7 @@ impl AlertSink {
         let dest = self.dest.take().expect("spawn is called once");
         let client = http_client(self.timeout)?;
         let (tx, rx) = mpsc::channel(self.capacity);
+        let closing = Arc::new(tokio::sync::Notify::new());
         let worker = Worker {
             dest,
             client,
@@ -486,13 +488,25 @@ impl AlertSink {
             not_before: Mutex::new(None),
             kind: self.kind,
             timeout: self.timeout,
+            closing: Arc::clone(&closing),
         };
         let (policy, concurrency) = (self.policy, self.concurrency);
         let handle = std::thread::Builder::new()
             .name(format!("strata-alert-{}", self.kind))
             .spawn(move || worker.run(rx, policy, concurrency))?;
         self.tx = Some(tx.clone());
+        let for_flush = tx.clone();
+        let registration =
+            strata_core::flush::register("strata-router alert sink", move |deadline| {
+                request(
+                    &for_flush,
+                    Msg::Flush,
+                    deadline.saturating_duration_since(Instant::now()),
+                );
+            });
         let guard = AlertGuard {
+            closing,
+            _registration: registration,
             tx: Some(tx),
             counters: Arc::clone(&self.counters),
             handle: Some(handle),
@@ -555,16 +569,17 @@ impl Sink for AlertSink {
     }
 
     fn write_event(&self, event: &EventInfo, line: &[u8]) -> io::Result<()> {
-        // Memory is bounded in bytes as well as in lines.
-        let line = &line[..line.len().min(MAX_LINE)];
+        // Memory is bounded in bytes as well as in lines; a line over 1 MiB (cut, it would lose
+        // its class and fields) is dropped and counted.
         let queued = &self.counters.queued_bytes;
-        let room = queued.fetch_add(line.len(), Ordering::Relaxed) + line.len() <= MAX_QUEUED_BYTES;
+        let room = line.len() <= MAX_LINE
+            && queued.fetch_add(line.len(), Ordering::Relaxed) + line.len() <= MAX_QUEUED_BYTES;
         let sent = room
             && self
                 .tx
                 .as_ref()
                 .is_some_and(|tx| tx.try_send(Msg::Event(*event, line.to_vec())).is_ok());
-        if !sent {
+        if !sent && line.len() <= MAX_LINE {
             queued.fetch_sub(line.len(), Ordering::Relaxed);
         }
         let counter = if sent {
@@ -606,7 +621,7 @@ fn request(
         match tx.try_send(msg) {
             Ok(()) => break,
             // The worker is gone (it stopped, or its runtime could not start).
-            Err(mpsc::error::TrySendError::Closed(_)) => return false,
+            Err(mpsc::error::TrySendError::Closed(_)) => return true,
             Err(mpsc::error::TrySendError::Full(m)) => {
                 if Instant::now() >= deadline {
                     return false;
@@ -626,6 +641,8 @@ fn request(
 /// thread when dropped.
 #[must_use = "dropping the guard stops alert delivery; hold it until the end of main"]
 pub struct AlertGuard {
+    closing: Arc<tokio::sync::Notify>,
+    _registration: strata_core::flush::Registration,
     tx: Option<mpsc::Sender<Msg>>,
     counters: Arc<Counters>,
     handle: Option<JoinHandle<()>>,
@@ -664,6 +681,7 @@ impl AlertGuard {
 impl Drop for AlertGuard {
     fn drop(&mut self) {
         self.counters.closing.store(true, Ordering::Relaxed);
+        self.closing.notify_waiters();
         let done = self
             .tx
             .take()
@@ -685,6 +703,8 @@ struct Worker {
     not_before: Mutex<Option<Instant>>,
     kind: &'static str,
     timeout: Duration,
+    /// Woken when the guard is dropped.
+    closing: Arc<tokio::sync::Notify>,
 }
 
 impl Worker {
@@ -814,8 +834,11 @@ impl Worker {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .map(|t| t.saturating_duration_since(Instant::now()));
-            if let Some(wait) = wait.filter(|w| !w.is_zero()) {
-                tokio::time::sleep(wait).await;
+            if let Some(wait) = wait.filter(|w| !w.is_zero())
+                && self.sleep_unless_closing(wait).await
+            {
+                c.failed.fetch_add(1, Ordering::Relaxed);
+                return;
             }
             match self.attempt(occ, kind).await {
                 Attempt::Sent => {
@@ -841,7 +864,7 @@ impl Worker {
                         return;
                     }
                     c.retries.fetch_add(1, Ordering::Relaxed);
-                    let delay = match after {
+                    let delay = match after.filter(|a| !a.is_zero()) {
                         Some(after) => {
                             let after = after.min(self.retry.max_retry_after);
                             *self.not_before.lock().unwrap_or_else(|e| e.into_inner()) =
@@ -850,9 +873,25 @@ impl Worker {
                         }
                         None => self.retry.backoff(attempt),
                     };
-                    tokio::time::sleep(delay).await;
+                    // Shutdown cuts the wait short (and gives up on this alert).
+                    if self.sleep_unless_closing(delay).await {
+                        c.failed.fetch_add(1, Ordering::Relaxed);
+                        return;
+                    }
                 }
             }
+        }
+    }
+
+    /// Sleeps for `d`; `true` when the guard was dropped meanwhile (or before).
+    async fn sleep_unless_closing(&self, d: Duration) -> bool {
+        let notified = self.closing.notified();
+        if self.counters.closing.load(Ordering::Relaxed) {
+            return true;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(d) => false,
+            () = notified => true,
         }
     }
 

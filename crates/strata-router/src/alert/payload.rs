@@ -180,8 +180,21 @@ fn looks_like_rfc3339(t: &str) -> bool {
         && b[10] == b'T'
         && b[13] == b':'
         && b[..4].iter().all(u8::is_ascii_digit)
+        && in_range(&b[5..7], 1, 12)
+        && in_range(&b[8..10], 1, 31)
+        && in_range(&b[11..13], 0, 23)
+        && in_range(&b[14..16], 0, 59)
+        && in_range(&b[17..19], 0, 60)
         && (t.ends_with('Z') || b[b.len() - 6] == b'+' || b[b.len() - 6] == b'-')
         && t.bytes().all(|c| c.is_ascii_graphic())
+}
+
+fn in_range(digits: &[u8], lo: u32, hi: u32) -> bool {
+    digits.iter().all(u8::is_ascii_digit)
+        && std::str::from_utf8(digits)
+            .ok()
+            .and_then(|d| d.parse::<u32>().ok())
+            .is_some_and(|n| (lo..=hi).contains(&n))
 }
 
 /// The message on one line: control characters (newlines, escapes) become spaces.
@@ -223,11 +236,11 @@ pub(crate) fn repetition(kind: Kind) -> Option<String> {
             window,
             limit,
         } => Some(format!(
-            "{count} {} held back in the last {} (at most {limit} new alerts per window); this is the latest",
+            "{count} more {} held back in the last {} (at most {limit} new alerts per window); this is the latest",
             if count == 1 {
-                "alert was"
+                "error was"
             } else {
-                "alerts were"
+                "errors were"
             },
             human(window)
         )),

@@ -239,6 +239,10 @@ impl<T> PolicyState<T> {
                 e.recent.pop_front();
             }
             e.recent.push_back(now);
+            // Bounded even while the budget holds the alert back.
+            while e.recent.len() > p.threshold as usize {
+                e.recent.pop_front();
+            }
             if e.recent.len() < p.threshold as usize {
                 return Decision::Hold;
             }
@@ -249,7 +253,8 @@ impl<T> PolicyState<T> {
         } else {
             Kind::First
         };
-        if !self.budget.take(&p, &mut sample, now) {
+        // CRITICAL is never held back by the budget.
+        if severity < Severity::Critical && !self.budget.take(&p, &mut sample, now) {
             return Decision::OverBudget;
         }
         e.recent.clear();
@@ -495,6 +500,11 @@ mod tests {
                     limit: 3
                 }
             )]
+        );
+        // CRITICAL is never held back.
+        assert_eq!(
+            s.observe(99, Severity::Critical, None, 99, t0),
+            Decision::Send(Kind::First)
         );
         // A new window has room again; a held fingerprint can alert now.
         assert_eq!(

@@ -1,0 +1,3 @@
+//! Benchmarks of strata-capture (in progress).
+
+fn main() {}

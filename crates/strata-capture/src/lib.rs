@@ -1,0 +1,1 @@
+//! Sentry-style error capture for strata (in progress).
