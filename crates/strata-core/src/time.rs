@@ -166,3 +166,80 @@ mod tests {
         }
     }
 }
+
+/// Parses `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)` (what [`rfc3339`] and most logs write)
+/// into a time; `None` for anything else or out of range.
+///
+/// ```
+/// use std::time::{Duration, UNIX_EPOCH};
+///
+/// let t = strata_core::time::parse_rfc3339("2026-11-25T08:46:39.057719Z").unwrap();
+/// assert_eq!(strata_core::time::rfc3339(t), "2026-11-25T08:46:39.057719Z");
+/// let east = strata_core::time::parse_rfc3339("1970-01-01T02:00:00+02:00").unwrap();
+/// assert_eq!(east, UNIX_EPOCH);
+/// assert!(strata_core::time::parse_rfc3339("2026-13-01T00:00:00Z").is_none());
+/// ```
+pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
+    let b = s.as_bytes();
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
+        return None;
+    }
+    if b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let d = &b[r];
+        d.iter()
+            .all(u8::is_ascii_digit)
+            .then(|| d.iter().fold(0i64, |n, c| n * 10 + i64::from(c - b'0')))
+    };
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
+        return None;
+    }
+    let mut i = 19;
+    let mut nanos: u32 = 0;
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        let start = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            if i - start < 9 {
+                nanos = nanos * 10 + u32::from(b[i] - b'0');
+            }
+            i += 1;
+        }
+        if i == start {
+            return None;
+        }
+        for _ in (i - start).min(9)..9 {
+            nanos *= 10;
+        }
+    }
+    let offset = match &b[i..] {
+        [b'Z' | b'z'] => 0,
+        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
+            let digits = [*h1, *h2, *m1, *m2];
+            if !digits.iter().all(u8::is_ascii_digit) {
+                return None;
+            }
+            let v = i64::from(h1 - b'0') * 36_000
+                + i64::from(h2 - b'0') * 3600
+                + i64::from(m1 - b'0') * 600
+                + i64::from(m2 - b'0') * 60;
+            if *sign == b'-' { -v } else { v }
+        }
+        _ => return None,
+    };
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let yy = if mo <= 2 { y - 1 } else { y };
+    let era = yy.div_euclid(400);
+    let yoe = yy - era * 400;
+    let mp = (mo + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + h * 3600 + mi * 60 + se - offset;
+    let secs = u64::try_from(secs).ok()?;
+    UNIX_EPOCH.checked_add(std::time::Duration::new(secs, nanos))
+}

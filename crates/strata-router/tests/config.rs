@@ -315,7 +315,11 @@ fn mistakes_name_the_key_the_value_and_what_was_expected() {
             "route[0].smtp_url",
             "TLS",
         ),
-        ("[[route]]\nsink = \"file\"\ndir = \"x\"\nmax_age = \"0s\"", "route[0].max_age", "above zero"),
+        (
+            "[[route]]\nsink = \"file\"\ndir = \"x\"\nmax_age = \"0s\"",
+            "route[0].max_age",
+            "above zero",
+        ),
         ("[[route]\nsink = \"stdout\"", "(line 1)", ""),
         ("[[route]]\nsink = \"stdout\"\nmin_level = ", "(line 3)", ""),
         ("[router]\nroute = []", "router", "unknown field `router`"),

@@ -1,0 +1,294 @@
+//! The capture layer: every event at or above the breadcrumb level becomes a breadcrumb; every
+//! ERROR/CRITICAL event (not of the business class) becomes an error event, gathered on the
+//! caller's thread (message, chain, context, breadcrumbs, an unresolved stack) and finished on
+//! the capture thread.
+
+use std::fmt;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::TrySendError;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use serde_json::{Map, Value};
+use strata_core::{ErrorClass, FieldValue, Severity, encode, store};
+use tracing_core::field::{Field, Visit};
+use tracing_core::span::{Attributes, Id};
+use tracing_core::{Event, Subscriber};
+use tracing_subscriber::layer::{Context, Layer};
+use tracing_subscriber::registry::{LookupSpan, SpanRef};
+
+use crate::crumbs::{Crumb, CrumbVisitor, Ring, SharedRing, lock};
+use crate::event::{ChainLink, RequestContext};
+use crate::worker::{Job, Msg, Shared};
+
+/// The breadcrumb ring of a request, kept in the extensions of its root span and every
+/// descendant.
+struct RequestRing(SharedRing);
+
+/// The layer; made by [`Capture::start`](crate::Capture::start).
+#[derive(Clone)]
+pub struct CaptureLayer {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl fmt::Debug for CaptureLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CaptureLayer")
+            .field("stats", &self.shared.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+impl CaptureLayer {
+    /// What the capture has done so far.
+    pub fn stats(&self) -> crate::CaptureStats {
+        self.shared.stats()
+    }
+}
+
+impl<S> Layer<S> for CaptureLayer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(&self, _attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let ring = span
+            .parent()
+            .and_then(|p| {
+                p.extensions()
+                    .get::<RequestRing>()
+                    .map(|r| Arc::clone(&r.0))
+            })
+            .unwrap_or_else(|| Arc::new(Mutex::new(Ring::new(self.shared.cfg.breadcrumbs))));
+        span.extensions_mut().insert(RequestRing(ring));
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        let cfg = &self.shared.cfg;
+        let meta = event.metadata();
+        let severity = Severity::of(meta);
+        let capture = severity >= cfg.capture_min;
+        if severity < cfg.crumb_min && !capture {
+            return;
+        }
+        let current = ctx.lookup_current();
+        if capture {
+            self.capture(event, severity, current.as_ref());
+            return;
+        }
+        record_crumb(
+            &self.shared,
+            current.as_ref(),
+            event,
+            severity,
+            meta.target(),
+        );
+    }
+}
+
+/// Records `event` as a breadcrumb in its request's ring, or this thread's; returns its class.
+fn record_crumb<S>(
+    shared: &Shared,
+    span: Option<&SpanRef<'_, S>>,
+    event: &Event<'_>,
+    severity: Severity,
+    target: &'static str,
+) -> Option<ErrorClass>
+where
+    S: for<'a> LookupSpan<'a>,
+{
+    let max = shared.cfg.max_len;
+    let write = |ring: &mut Ring| {
+        let mut v = CrumbVisitor::start(ring, severity, target, max);
+        event.record(&mut v);
+        v.class
+    };
+    if let Some(span) = span {
+        let ext = span.extensions();
+        if let Some(r) = ext.get::<RequestRing>() {
+            return write(&mut lock(&r.0));
+        }
+    }
+    shared
+        .threads
+        .with_local(shared.id, shared.cfg.breadcrumbs, write)
+}
+
+impl CaptureLayer {
+    fn capture<S>(&self, event: &Event<'_>, severity: Severity, span: Option<&SpanRef<'_, S>>)
+    where
+        S: for<'a> LookupSpan<'a>,
+    {
+        let shared = &self.shared;
+        let cfg = &shared.cfg;
+        let meta = event.metadata();
+        let mut v = ErrorVisitor {
+            max: cfg.max_len,
+            ..ErrorVisitor::default()
+        };
+        event.record(&mut v);
+        // The breadcrumbs before this error (it joins them afterwards).
+        let crumbs: Vec<Crumb> = match span.and_then(|s| {
+            s.extensions()
+                .get::<RequestRing>()
+                .map(|r| lock(&r.0).snapshot())
+        }) {
+            Some(c) => c,
+            None => shared.threads.snapshot(cfg.breadcrumbs),
+        };
+        record_crumb(shared, span, event, severity, meta.target());
+        if v.class == Some(ErrorClass::Business) {
+            // Expected outcomes are history, not issues.
+            shared.counters.business.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let mut request = RequestContext::default();
+        let mut fields = Map::new();
+        if let Some(span) = span {
+            for (name, value) in store::inherited(span) {
+                let text = || match &value {
+                    FieldValue::Str(s) => s.to_string(),
+                    other => json_value(other, cfg.max_len).to_string(),
+                };
+                match name {
+                    "request_id" => request.request_id = Some(text()),
+                    "user_id" | "user.id" => request.user_id = Some(text()),
+                    "route" | "http.route" | "job" | "job.name" => {
+                        request.route.get_or_insert_with(text);
+                    }
+                    "method" | "http.request.method" => request.method = Some(text()),
+                    _ => {}
+                }
+                fields
+                    .entry(name)
+                    .or_insert_with(|| json_value(&value, cfg.max_len));
+            }
+            if let Some(trace) = store::trace_context(span) {
+                request.trace_id = Some(trace.trace_id_hex());
+                request.span_id = Some(trace.span_id_hex());
+            }
+        }
+        // The event's own fields win over its spans'.
+        for (k, val) in v.fields {
+            fields.insert(k, val);
+        }
+        let job = Job {
+            at: SystemTime::now(),
+            severity,
+            target: meta.target(),
+            module: meta.module_path(),
+            location: meta.file().map(|f| match meta.line() {
+                Some(l) => format!("{f}:{l}"),
+                None => f.to_owned(),
+            }),
+            message: v.message.unwrap_or_default(),
+            chain: v.chain,
+            class: v.class,
+            fields,
+            request,
+            crumbs,
+            backtrace: cfg.backtraces.then(backtrace::Backtrace::new_unresolved),
+            thread: std::thread::current().name().map(str::to_owned),
+        };
+        match shared.tx.try_send(Msg::Capture(Box::new(job))) {
+            Ok(()) => _ = shared.counters.queued.fetch_add(1, Ordering::Relaxed),
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                shared.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// A stored field value as JSON.
+fn json_value(v: &FieldValue, max: usize) -> Value {
+    match v {
+        FieldValue::Bool(b) => Value::Bool(*b),
+        FieldValue::I64(n) => Value::from(*n),
+        FieldValue::U64(n) => Value::from(*n),
+        FieldValue::F64(n) => serde_json::Number::from_f64(*n)
+            .map_or_else(|| Value::String(n.to_string()), Value::Number),
+        FieldValue::Str(s) => Value::String(encode::clip(s, max).to_owned()),
+        other => {
+            let mut buf = Vec::new();
+            other.write_json(&mut buf, max);
+            serde_json::from_slice(&buf).unwrap_or(Value::Null)
+        }
+    }
+}
+
+/// Gathers what an error event needs from the event's fields.
+#[derive(Default)]
+struct ErrorVisitor {
+    message: Option<String>,
+    fields: Map<String, Value>,
+    chain: Vec<ChainLink>,
+    class: Option<ErrorClass>,
+    max: usize,
+}
+
+impl ErrorVisitor {
+    fn put(&mut self, field: &Field, value: Value) {
+        self.fields.insert(field.name().to_owned(), value);
+    }
+
+    fn text(&self, s: &str) -> String {
+        encode::clip(s, self.max).to_owned()
+    }
+}
+
+impl Visit for ErrorVisitor {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        match field.name() {
+            "message" => self.message = Some(self.text(value)),
+            "error.class" => {
+                self.class = ErrorClass::from_name(value);
+                self.put(field, Value::String(value.to_owned()));
+            }
+            _ => self.put(field, Value::String(self.text(value))),
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        let text = self.text(&format!("{value:?}"));
+        match field.name() {
+            "message" => self.message = Some(text),
+            strata_core::CRITICAL_FIELD => {}
+            _ => self.put(field, Value::String(text)),
+        }
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.put(field, Value::from(value));
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.put(field, Value::from(value));
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.put(
+            field,
+            serde_json::Number::from_f64(value)
+                .map_or_else(|| Value::String(value.to_string()), Value::Number),
+        );
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        if field.name() != strata_core::CRITICAL_FIELD {
+            self.put(field, Value::Bool(value));
+        }
+    }
+
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        if self.chain.is_empty() {
+            self.chain = strata_core::error::chain(value)
+                .map(|e| ChainLink {
+                    ty: strata_core::error::error_type_name(e).map(str::to_owned),
+                    message: self.text(&e.to_string()),
+                })
+                .collect();
+        } else {
+            self.put(field, Value::String(self.text(&value.to_string())));
+        }
+    }
+}
