@@ -129,6 +129,46 @@ pub struct ErrorEvent {
 }
 
 impl ErrorEvent {
+    /// Calls `f` on every piece of text in the event that came from the application — the
+    /// message, each link of the chain, every field value and breadcrumb (message and data),
+    /// the user — with the field's name where there is one. The way to redact:
+    ///
+    /// ```
+    /// # fn redact(e: &mut strata_capture::ErrorEvent) {
+    /// e.visit_text(|key, text| {
+    ///     if key.is_some_and(|k| k.contains("password")) || text.contains("Bearer ") {
+    ///         *text = "[redacted]".to_owned();
+    ///     }
+    /// });
+    /// # }
+    /// ```
+    pub fn visit_text(&mut self, mut f: impl FnMut(Option<&str>, &mut String)) {
+        fn value(key: &str, v: &mut Value, f: &mut impl FnMut(Option<&str>, &mut String)) {
+            match v {
+                Value::String(s) => f(Some(key), s),
+                Value::Array(a) => a.iter_mut().for_each(|v| value(key, v, f)),
+                Value::Object(m) => m.iter_mut().for_each(|(k, v)| value(k, v, f)),
+                _ => {}
+            }
+        }
+        f(Some("message"), &mut self.message);
+        for link in &mut self.chain {
+            f(Some("error"), &mut link.message);
+        }
+        for (k, v) in &mut self.fields {
+            value(k, v, &mut f);
+        }
+        for b in &mut self.breadcrumbs {
+            f(Some("message"), &mut b.message);
+            for (k, v) in &mut b.data {
+                value(k, v, &mut f);
+            }
+        }
+        if let Some(u) = &mut self.request.user_id {
+            f(Some("user_id"), u);
+        }
+    }
+
     /// The error's type (the outermost link with a known type), for titles.
     pub fn error_type(&self) -> Option<&str> {
         self.chain.iter().find_map(|l| l.ty.as_deref())

@@ -76,13 +76,16 @@ where
             self.capture(event, severity, current.as_ref());
             return;
         }
-        record_crumb(
+        let class = record_crumb(
             &self.shared,
             current.as_ref(),
             event,
             severity,
             meta.target(),
         );
+        if class == Some(ErrorClass::Business) {
+            self.shared.counters.business.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 
