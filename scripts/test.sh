@@ -28,6 +28,9 @@ if ! "$venv/bin/python" -c "import aiosmtpd" > /dev/null 2>&1; then
 fi
 export STRATA_PYTHON="$venv/bin/python"
 
+step "backends: Bugsink (cached venv and migrated template database)"
+./scripts/bugsink.sh install
+
 # Tests that need a backend fail (instead of skipping) when it is missing.
 export STRATA_REQUIRE_BACKENDS=1
 

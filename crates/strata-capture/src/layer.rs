@@ -84,7 +84,10 @@ where
             meta.target(),
         );
         if class == Some(ErrorClass::Business) {
-            self.shared.counters.business.fetch_add(1, Ordering::Relaxed);
+            self.shared
+                .counters
+                .business
+                .fetch_add(1, Ordering::Relaxed);
         }
     }
 }

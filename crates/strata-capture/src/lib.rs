@@ -275,6 +275,10 @@ impl Capture {
             o.environment = self.environment.clone().map(Into::into);
             o.default_integrations = false;
             o.send_default_pii = false;
+            // The sentry crate's own diagnostics on stderr, for debugging delivery.
+            o.debug = std::env::var_os("STRATA_SENTRY_DEBUG").is_some();
+            // The default transport (reqwest, with its queue, retries and rate limits).
+            let o = sentry::apply_defaults(o);
             outputs.push(Box::new(sentry_out::SentryOutput {
                 client: sentry::Client::from(o),
             }));

@@ -46,7 +46,12 @@ impl Classify for Declined {
 /// Sets a fixed trace context on every root span, as strata-otlp will.
 struct FakeTrace;
 impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for FakeTrace {
-    fn on_new_span(&self, _: &tracing::span::Attributes<'_>, id: &tracing::Id, ctx: Context<'_, S>) {
+    fn on_new_span(
+        &self,
+        _: &tracing::span::Attributes<'_>,
+        id: &tracing::Id,
+        ctx: Context<'_, S>,
+    ) {
         let span = ctx.span(id).unwrap();
         if span.parent().is_none()
             && let Some(f) = span.extensions_mut().get_mut::<SpanFields>()
@@ -226,11 +231,17 @@ fn the_same_error_groups_and_a_different_one_does_not() {
     let store = s.store();
     let groups = store.groups().unwrap();
     assert_eq!(groups.len(), 2, "{groups:?}");
-    let payment = groups.iter().find(|g| g.title.contains("PaymentError")).unwrap();
+    let payment = groups
+        .iter()
+        .find(|g| g.title.contains("PaymentError"))
+        .unwrap();
     assert_eq!(payment.count, 2);
     assert!(payment.new_in_release && !payment.regression);
     assert_eq!(payment.first_release, "1.0.0");
-    let other = groups.iter().find(|g| g.title.contains("inventory")).unwrap();
+    let other = groups
+        .iter()
+        .find(|g| g.title.contains("inventory"))
+        .unwrap();
     assert_eq!(other.count, 1);
 }
 
@@ -259,7 +270,10 @@ fn the_before_send_hook_redacts_and_long_values_are_cut() {
     let events = s.events();
     assert_eq!(events.len(), 2);
     assert_eq!(s.guard.stats().filtered, 1);
-    let login = events.iter().find(|e| e.message.starts_with("login")).unwrap();
+    let login = events
+        .iter()
+        .find(|e| e.message.starts_with("login"))
+        .unwrap();
     assert_eq!(login.message, "login with [redacted] failed");
     assert_eq!(login.fields["api_key"], "[redacted]");
     let body = serde_json::to_string(&events).unwrap();
@@ -321,7 +335,10 @@ fn bad_dsns_are_rejected_at_start_without_echoing_the_key() {
         "ftp://SECRETKEY@host/1",
     ] {
         let err = Capture::new().with_dsn(bad).unwrap_err();
-        assert!(matches!(err, CaptureError::InvalidDsn { .. }), "{bad}: {err}");
+        assert!(
+            matches!(err, CaptureError::InvalidDsn { .. }),
+            "{bad}: {err}"
+        );
         assert!(!err.to_string().contains("SECRETKEY"), "{err}");
     }
     let ok = Capture::new()
@@ -338,7 +355,9 @@ fn an_unreachable_sentry_server_leaves_the_application_unaffected() {
         .unwrap()
         .port();
     let (layer, guard) = Capture::new()
-        .with_dsn(&format!("http://0123456789abcdef0123456789abcdef@127.0.0.1:{port}/1"))
+        .with_dsn(&format!(
+            "http://0123456789abcdef0123456789abcdef@127.0.0.1:{port}/1"
+        ))
         .unwrap()
         .start()
         .unwrap();

@@ -86,7 +86,10 @@ fn check(mode: &str, message: &str, thread: &str) {
     let stderr = String::from_utf8_lossy(&output.stderr);
     if !mode.ends_with("-abort") {
         // The default hook, chained after ours, printed the panic as usual.
-        assert!(stderr.contains(message), "{mode}: the previous hook ran: {stderr}");
+        assert!(
+            stderr.contains(message),
+            "{mode}: the previous hook ran: {stderr}"
+        );
     }
     let text = std::fs::read_to_string(dir.path().join("app.log")).unwrap();
     let lines: Vec<serde_json::Value> = text
@@ -94,17 +97,28 @@ fn check(mode: &str, message: &str, thread: &str) {
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{mode}: torn line {l:?}: {e}")))
         .collect();
     let info = lines.iter().filter(|l| l["level"] == "INFO").count();
-    assert_eq!(info, LINES, "{mode}: every line before the panic is on disk");
+    assert_eq!(
+        info, LINES,
+        "{mode}: every line before the panic is on disk"
+    );
     let panic_line = lines
         .iter()
         .find(|l| l["level"] == "CRITICAL")
         .unwrap_or_else(|| panic!("{mode}: no CRITICAL line"));
     assert_eq!(panic_line["message"], format!("panicked: {message}"));
     assert_eq!(panic_line["panic.thread"], thread);
-    assert!(panic_line["panic.location"].as_str().unwrap().contains("panic.rs:"));
+    assert!(
+        panic_line["panic.location"]
+            .as_str()
+            .unwrap()
+            .contains("panic.rs:")
+    );
     assert!(panic_line["backtrace"].is_string());
     if mode.starts_with("main") {
-        assert_eq!(panic_line["request_id"], "req-panic", "the request's context");
+        assert_eq!(
+            panic_line["request_id"], "req-panic",
+            "the request's context"
+        );
     }
     let store = LocalStore::open(dir.path().join("errors.db"), "9.9.9").unwrap();
     let groups = store.groups().unwrap();

@@ -30,29 +30,46 @@ fn groups_are_new_in_their_first_release_and_regress_after_a_clean_release() {
 
     // 1.0: two errors, one of them twice.
     let mut v1 = LocalStore::open_at(&db, "1.0", t0).unwrap();
-    let r = v1.record(&event("aaaa", t0 + HOUR, "order 1 failed")).unwrap();
+    let r = v1
+        .record(&event("aaaa", t0 + HOUR, "order 1 failed"))
+        .unwrap();
     assert!(r.first && r.group.new_in_release && !r.group.regression);
-    let r = v1.record(&event("aaaa", t0 + 2 * HOUR, "order 2 failed")).unwrap();
+    let r = v1
+        .record(&event("aaaa", t0 + 2 * HOUR, "order 2 failed"))
+        .unwrap();
     assert!(!r.first);
     assert_eq!(r.group.count, 2);
     assert_eq!(r.group.first_seen_ms, t0 + HOUR);
     assert_eq!(r.group.last_seen_ms, t0 + 2 * HOUR);
     assert_eq!(r.group.title, "shop::OrderError: order 2 failed");
-    v1.record(&event("bbbb", t0 + 3 * HOUR, "sync failed")).unwrap();
+    v1.record(&event("bbbb", t0 + 3 * HOUR, "sync failed"))
+        .unwrap();
     drop(v1);
 
     // 1.1 (a restart): "bbbb" continues — neither new nor a regression; "aaaa" is not seen.
     let mut v11 = LocalStore::open_at(&db, "1.1", t0 + 10 * HOUR).unwrap();
-    let b = v11.record(&event("bbbb", t0 + 11 * HOUR, "sync failed")).unwrap();
+    let b = v11
+        .record(&event("bbbb", t0 + 11 * HOUR, "sync failed"))
+        .unwrap();
     assert!(!b.group.new_in_release && !b.group.regression, "{b:?}");
-    assert_eq!((b.group.first_release.as_str(), b.group.last_release.as_str()), ("1.0", "1.1"));
-    let c = v11.record(&event("cccc", t0 + 12 * HOUR, "new in 1.1")).unwrap();
+    assert_eq!(
+        (
+            b.group.first_release.as_str(),
+            b.group.last_release.as_str()
+        ),
+        ("1.0", "1.1")
+    );
+    let c = v11
+        .record(&event("cccc", t0 + 12 * HOUR, "new in 1.1"))
+        .unwrap();
     assert!(c.first && c.group.new_in_release);
     drop(v11);
 
     // 1.2: "aaaa" comes back after 1.1 went by without it — a regression.
     let mut v12 = LocalStore::open_at(&db, "1.2", t0 + 20 * HOUR).unwrap();
-    let a = v12.record(&event("aaaa", t0 + 21 * HOUR, "order 3 failed")).unwrap();
+    let a = v12
+        .record(&event("aaaa", t0 + 21 * HOUR, "order 3 failed"))
+        .unwrap();
     assert!(a.group.regression, "{a:?}");
     assert!(!a.group.new_in_release);
     assert_eq!(a.group.count, 3);
@@ -98,7 +115,11 @@ fn the_store_is_bounded_in_events_per_group_events_and_groups() {
 fn a_corrupt_file_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("errors.db");
-    std::fs::write(&db, b"this is not a database, just some text that is long enough").unwrap();
+    std::fs::write(
+        &db,
+        b"this is not a database, just some text that is long enough",
+    )
+    .unwrap();
     let err = LocalStore::open(&db, "1.0").unwrap_err();
     assert!(err.to_string().contains("errors.db"), "{err}");
 }

@@ -1,0 +1,255 @@
+//! Error events to a real Sentry-protocol server: Bugsink, installed by `scripts/test.sh`
+//! (`scripts/bugsink.sh`) and started here on 127.0.0.1; what arrived is read back through its
+//! REST API.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+use strata_capture::Capture;
+use strata_core::{Classify, ErrorClass, SpanFields, TraceContext, log_error};
+use tracing::Subscriber;
+use tracing_subscriber::layer::{Context, Layer};
+use tracing_subscriber::prelude::*;
+use tracing_subscriber::registry::LookupSpan;
+
+#[derive(Debug)]
+struct PaymentError(std::io::Error);
+impl std::fmt::Display for PaymentError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("charging the card failed")
+    }
+}
+impl std::error::Error for PaymentError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+impl Classify for PaymentError {
+    fn class(&self) -> ErrorClass {
+        ErrorClass::External
+    }
+}
+
+/// Sets a fixed trace context on root spans, as strata-otlp will.
+struct FakeTrace;
+impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for FakeTrace {
+    fn on_new_span(
+        &self,
+        _: &tracing::span::Attributes<'_>,
+        id: &tracing::Id,
+        ctx: Context<'_, S>,
+    ) {
+        let span = ctx.span(id).unwrap();
+        if span.parent().is_none()
+            && let Some(f) = span.extensions_mut().get_mut::<SpanFields>()
+        {
+            f.set_trace_context(TraceContext::new(
+                [0x4b; 16],
+                [0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7],
+                true,
+            ));
+        }
+    }
+}
+
+struct Bugsink {
+    dir: tempfile::TempDir,
+    vars: HashMap<String, String>,
+}
+
+impl Drop for Bugsink {
+    fn drop(&mut self) {
+        if let Ok(pid) = std::fs::read_to_string(self.dir.path().join("gunicorn.pid")) {
+            let _ = Command::new("kill").arg(pid.trim()).status();
+        }
+    }
+}
+
+impl Bugsink {
+    fn start() -> Option<Bugsink> {
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/bugsink.sh");
+        let cache = std::env::var_os("STRATA_CACHE")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/strata")
+            });
+        let installed = Command::new(cache.join("venv-bugsink/bin/python"))
+            .args(["-c", "import bugsink"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+            && cache.join("bugsink-template/db.sqlite3").exists();
+        if !installed {
+            assert!(
+                std::env::var_os("STRATA_REQUIRE_BACKENDS").is_none(),
+                "Bugsink is not installed (scripts/test.sh runs scripts/bugsink.sh install)"
+            );
+            eprintln!("skipped: Bugsink not installed; run scripts/test.sh");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let out = Command::new("bash")
+            .arg(&script)
+            .arg("start")
+            .arg(dir.path())
+            .arg(port.to_string())
+            .output()
+            .unwrap();
+        let mut b = Bugsink {
+            dir,
+            vars: HashMap::new(),
+        };
+        assert!(
+            out.status.success(),
+            "bugsink start: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            if let Some((k, v)) = line.split_once('=') {
+                b.vars.insert(k.to_owned(), v.to_owned());
+            }
+        }
+        Some(b)
+    }
+
+    fn get(&self, path: &str) -> Value {
+        reqwest::blocking::Client::new()
+            .get(format!("{}{path}", self.vars["API"]))
+            .bearer_auth(&self.vars["TOKEN"])
+            .send()
+            .unwrap()
+            .error_for_status()
+            .unwrap()
+            .json()
+            .unwrap()
+    }
+
+    fn issues(&self) -> Vec<Value> {
+        self.get(&format!("/issues/?project={}", self.vars["PROJECT"]))["results"]
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    /// The payloads of an issue's events.
+    fn events(&self, issue: &str) -> Vec<Value> {
+        self.get(&format!("/events/?issue={issue}"))["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| self.get(&format!("/events/{}/", e["id"].as_str().unwrap()))["data"].clone())
+            .collect()
+    }
+}
+
+#[test]
+fn errors_reach_bugsink_grouped_with_breadcrumbs_tags_user_request_and_trace() {
+    let Some(bugsink) = Bugsink::start() else {
+        return;
+    };
+    let (layer, guard) = Capture::new()
+        .with_dsn(&bugsink.vars["DSN"])
+        .unwrap()
+        .with_release("2.0.0")
+        .with_environment("ci")
+        .with_service("shop")
+        .start()
+        .unwrap();
+    let dispatch = tracing::Dispatch::new(
+        tracing_subscriber::registry()
+            .with(strata_core::StoreLayer::default())
+            .with(FakeTrace)
+            .with(layer),
+    );
+    tracing::dispatcher::with_default(&dispatch, || {
+        for order in [17, 912] {
+            let request = tracing::info_span!(
+                "request",
+                request_id = %format!("req-{order}"),
+                user_id = 314_159_u64,
+                method = "POST",
+                route = "/v1/charges"
+            );
+            let _r = request.enter();
+            tracing::info!(order, "charging the card");
+            log_error!(
+                PaymentError(std::io::Error::other(format!(
+                    "order {order} refused by the gateway"
+                ))),
+                "charging order {order} failed"
+            );
+        }
+        tracing::error!(shard = 3, "inventory sync failed");
+    });
+    assert!(guard.flush(Duration::from_secs(20)), "flush timed out");
+    assert_eq!(guard.stats().sent, 3);
+
+    // Bugsink digests synchronously in the ingest request (TASK_ALWAYS_EAGER).
+    let issues = bugsink.issues();
+    assert_eq!(
+        issues.len(),
+        2,
+        "same error twice → one issue; another → a second: {issues:#?}"
+    );
+    let payment = issues
+        .iter()
+        .find(|i| {
+            i["calculated_type"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("PaymentError")
+        })
+        .expect("the payment issue");
+    assert_eq!(payment["digested_event_count"], 2);
+    let events = bugsink.events(payment["id"].as_str().unwrap());
+    assert_eq!(events.len(), 2);
+    let e = events
+        .iter()
+        .find(|e| e["tags"]["request_id"] == "req-912")
+        .expect("the second occurrence");
+    // `error` is Sentry's default level, which the sentry crate leaves out.
+    assert!(
+        e["level"].is_null() || e["level"] == "error",
+        "{}",
+        e["level"]
+    );
+    assert_eq!(e["release"], "2.0.0");
+    assert_eq!(e["environment"], "ci");
+    assert_eq!(e["tags"]["service"], "shop");
+    assert_eq!(e["tags"]["error.class"], "external");
+    assert_eq!(e["user"]["id"], "314159");
+    assert_eq!(e["request"]["method"], "POST");
+    assert_eq!(e["contexts"]["trace"]["trace_id"], "4b".repeat(16));
+    assert_eq!(e["contexts"]["trace"]["span_id"], "00f067aa0ba902b7");
+    let values = e["exception"]["values"].as_array().unwrap();
+    assert_eq!(values.len(), 2, "the chain, innermost first");
+    assert_eq!(values[0]["type"], "std::io::Error");
+    assert_eq!(values[0]["value"], "order 912 refused by the gateway");
+    assert_eq!(values[1]["type"], "bugsink::PaymentError");
+    let frames = values[1]["stacktrace"]["frames"]
+        .as_array()
+        .expect("a stack");
+    assert!(frames.iter().any(|f| {
+        f["in_app"] == true
+            && f["function"]
+                .as_str()
+                .unwrap()
+                .contains("errors_reach_bugsink")
+    }));
+    let crumbs = e["breadcrumbs"]["values"].as_array().unwrap();
+    assert_eq!(
+        crumbs.len(),
+        1,
+        "this request's breadcrumbs only: {crumbs:?}"
+    );
+    assert_eq!(crumbs[0]["message"], "charging the card");
+    assert_eq!(crumbs[0]["data"]["order"], 912);
+    assert_eq!(e["fingerprint"][0].as_str().unwrap().len(), 16);
+}
