@@ -15,7 +15,7 @@ use tracing_core::field::{Field, Visit};
 use crate::event::BreadcrumbRecord;
 
 /// One recorded event.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct Crumb {
     pub(crate) at: SystemTime,
     pub(crate) severity: Severity,
@@ -35,20 +35,67 @@ impl Crumb {
             fields: Vec::new(),
         }
     }
+}
 
-    pub(crate) fn to_record(&self) -> BreadcrumbRecord {
-        let mut json = Vec::with_capacity(self.fields.len() + 2);
-        json.push(b'{');
-        json.extend_from_slice(&self.fields);
-        json.push(b'}');
-        let data: Map<String, Value> = serde_json::from_slice(&json).unwrap_or_default();
-        BreadcrumbRecord {
-            timestamp: strata_core::time::rfc3339(self.at),
-            level: self.severity.as_str().to_owned(),
-            target: self.target.to_owned(),
-            message: self.message.clone(),
-            data,
-        }
+/// Breadcrumbs copied out of rings in one buffer: two allocations however many there are,
+/// so taking them on the caller's thread stays cheap; turned into records on the capture thread.
+#[derive(Debug, Default)]
+pub(crate) struct CrumbBatch {
+    /// (time, level, target, message length, fields length), in order.
+    items: Vec<(SystemTime, Severity, &'static str, u32, u32)>,
+    /// Offsets of each item's message in `bytes`.
+    starts: Vec<u32>,
+    bytes: Vec<u8>,
+}
+
+impl CrumbBatch {
+    fn push(&mut self, c: &Crumb) {
+        let start = u32::try_from(self.bytes.len()).unwrap_or(u32::MAX);
+        self.bytes.extend_from_slice(c.message.as_bytes());
+        self.bytes.extend_from_slice(&c.fields);
+        self.starts.push(start);
+        self.items.push((
+            c.at,
+            c.severity,
+            c.target,
+            u32::try_from(c.message.len()).unwrap_or(0),
+            u32::try_from(c.fields.len()).unwrap_or(0),
+        ));
+    }
+
+    /// Keeps the latest `cap`, ordered by time (a stable sort: each ring's order survives).
+    fn keep_latest(&mut self, cap: usize) {
+        let mut order: Vec<usize> = (0..self.items.len()).collect();
+        order.sort_by_key(|&i| self.items[i].0);
+        let skip = order.len().saturating_sub(cap);
+        let keep = &order[skip..];
+        self.items = keep.iter().map(|&i| self.items[i]).collect();
+        self.starts = keep.iter().map(|&i| self.starts[i]).collect();
+    }
+
+    /// The breadcrumbs as records.
+    pub(crate) fn records(&self) -> Vec<BreadcrumbRecord> {
+        self.items
+            .iter()
+            .zip(&self.starts)
+            .map(|(&(at, severity, target, m, f), &start)| {
+                let start = start as usize;
+                let (m, f) = (m as usize, f as usize);
+                let message = String::from_utf8_lossy(&self.bytes[start..start + m]).into_owned();
+                let mut json = Vec::with_capacity(f + 2);
+                json.push(b'{');
+                json.extend_from_slice(&self.bytes[start + m..start + m + f]);
+                json.push(b'}');
+                let data: Map<String, Value> = serde_json::from_slice(&json).unwrap_or_default();
+                BreadcrumbRecord {
+                    timestamp: strata_core::time::rfc3339(at),
+                    level: severity.as_str().to_owned(),
+                    target: target.to_owned(),
+                    message,
+                    data,
+                }
+            })
+            .collect()
     }
 }
 
@@ -81,9 +128,20 @@ impl Ring {
     }
 
     /// The breadcrumbs, oldest first.
-    pub(crate) fn snapshot(&self) -> Vec<Crumb> {
+    fn oldest_first(&self) -> impl Iterator<Item = &Crumb> {
         let (newer, older) = self.slots.split_at(self.next.min(self.slots.len()));
-        older.iter().chain(newer).cloned().collect()
+        older.iter().chain(newer)
+    }
+
+    /// Copies the breadcrumbs, oldest first, into one buffer.
+    pub(crate) fn snapshot(&self) -> CrumbBatch {
+        let mut batch = CrumbBatch::default();
+        batch.items.reserve(self.slots.len());
+        batch.starts.reserve(self.slots.len());
+        for c in self.oldest_first() {
+            batch.push(c);
+        }
+        batch
     }
 }
 
@@ -119,17 +177,20 @@ impl ThreadRings {
     }
 
     /// The latest `cap` breadcrumbs of all threads, oldest first.
-    pub(crate) fn snapshot(&self, cap: usize) -> Vec<Crumb> {
+    pub(crate) fn snapshot(&self, cap: usize) -> CrumbBatch {
         let rings: Vec<SharedRing> = {
             let mut list = lock(&self.rings);
             list.retain(|w| w.strong_count() > 0);
             list.iter().filter_map(Weak::upgrade).collect()
         };
-        let mut all: Vec<Crumb> = rings.iter().flat_map(|r| lock(r).snapshot()).collect();
-        all.sort_by_key(|c| c.at);
-        let skip = all.len().saturating_sub(cap);
-        all.drain(..skip);
-        all
+        let mut batch = CrumbBatch::default();
+        for r in &rings {
+            for c in lock(r).oldest_first() {
+                batch.push(c);
+            }
+        }
+        batch.keep_latest(cap);
+        batch
     }
 }
 
@@ -154,7 +215,7 @@ impl<'a> CrumbVisitor<'a> {
         max: usize,
     ) -> Self {
         let crumb = ring.next_slot();
-        crumb.at = SystemTime::now();
+        crumb.at = strata_core::time::coarse_now();
         crumb.severity = severity;
         crumb.target = target;
         crumb.message.clear();
@@ -250,7 +311,12 @@ mod tests {
             c.message.clear();
             c.message.push_str(&i.to_string());
         }
-        let got: Vec<String> = r.snapshot().into_iter().map(|c| c.message).collect();
+        let got: Vec<String> = r
+            .snapshot()
+            .records()
+            .into_iter()
+            .map(|c| c.message)
+            .collect();
         assert_eq!(got, ["2", "3", "4"]);
         assert_eq!(r.slots.len(), 3);
     }

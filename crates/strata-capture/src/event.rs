@@ -231,15 +231,28 @@ const CAPTURE_MACHINERY: &[&str] = &[
     "rust_begin_unwind",
 ];
 
-/// Resolves a stack captured unresolved on the caller's thread into frames, outermost first,
-/// without the capture machinery on top. `in_app` names crates that are the application's
-/// (frames of other crates are the application's unless they are a known library).
-pub(crate) fn frames(bt: &mut backtrace::Backtrace, in_app: &[String]) -> Vec<Frame> {
-    bt.resolve();
+/// The deepest stack captured, in frames: enough for any handler, and it bounds the cost of
+/// unwinding on the caller's thread.
+pub(crate) const MAX_FRAMES: usize = 64;
+
+/// The instruction pointers of the caller's stack, innermost first (cheap: nothing resolved).
+pub(crate) fn capture_stack() -> Vec<usize> {
+    let mut ips = Vec::with_capacity(MAX_FRAMES);
+    backtrace::trace(|frame| {
+        ips.push(frame.ip() as usize);
+        ips.len() < MAX_FRAMES
+    });
+    ips
+}
+
+/// Resolves a stack captured on the caller's thread into frames, outermost first, without the
+/// capture machinery on top. `in_app` names crates that are the application's (frames of
+/// other crates are the application's unless they are a known library).
+pub(crate) fn frames(ips: &[usize], in_app: &[String]) -> Vec<Frame> {
     let mut out: Vec<Frame> = Vec::new();
-    for frame in bt.frames() {
-        for sym in frame.symbols() {
-            let Some(name) = sym.name() else { continue };
+    for &ip in ips {
+        backtrace::resolve(ip as *mut std::ffi::c_void, |sym| {
+            let Some(name) = sym.name() else { return };
             let function = format!("{name:#}");
             out.push(Frame {
                 in_app: in_app.iter().any(|c| {
@@ -249,7 +262,7 @@ pub(crate) fn frames(bt: &mut backtrace::Backtrace, in_app: &[String]) -> Vec<Fr
                 line: sym.lineno(),
                 function,
             });
-        }
+        });
     }
     // Innermost first here: cut the capture machinery, then stop at the runtime's entry.
     let skip = out

@@ -17,7 +17,7 @@ use tracing_core::{Event, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
-use crate::crumbs::{Crumb, CrumbVisitor, Ring, SharedRing, lock};
+use crate::crumbs::{CrumbBatch, CrumbVisitor, Ring, SharedRing, lock};
 use crate::event::{ChainLink, RequestContext};
 use crate::worker::{Job, Msg, Shared};
 
@@ -134,7 +134,7 @@ impl CaptureLayer {
         };
         event.record(&mut v);
         // The breadcrumbs before this error (it joins them afterwards).
-        let crumbs: Vec<Crumb> = match span.and_then(|s| {
+        let crumbs: CrumbBatch = match span.and_then(|s| {
             s.extensions()
                 .get::<RequestRing>()
                 .map(|r| lock(&r.0).snapshot())
@@ -193,7 +193,11 @@ impl CaptureLayer {
             fields,
             request,
             crumbs,
-            backtrace: cfg.backtraces.then(backtrace::Backtrace::new_unresolved),
+            stack: if cfg.backtraces {
+                crate::event::capture_stack()
+            } else {
+                Vec::new()
+            },
             thread: std::thread::current().name().map(str::to_owned),
         };
         match shared.tx.try_send(Msg::Capture(Box::new(job))) {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 use serde_json::{Map, Value};
 use strata_core::{ErrorClass, Severity};
 
-use crate::crumbs::{Crumb, ThreadRings};
+use crate::crumbs::{CrumbBatch, ThreadRings};
 use crate::event::{ChainLink, ErrorEvent, RequestContext};
 
 /// A hook that sees (and may change) every event before it is stored or sent; returning
@@ -102,8 +102,9 @@ pub(crate) struct Job {
     pub(crate) class: Option<ErrorClass>,
     pub(crate) fields: Map<String, Value>,
     pub(crate) request: RequestContext,
-    pub(crate) crumbs: Vec<Crumb>,
-    pub(crate) backtrace: Option<backtrace::Backtrace>,
+    pub(crate) crumbs: CrumbBatch,
+    /// Instruction pointers, innermost first; resolved here.
+    pub(crate) stack: Vec<usize>,
     pub(crate) thread: Option<String>,
 }
 
@@ -129,12 +130,8 @@ fn event_id() -> String {
 }
 
 impl Job {
-    pub(crate) fn into_event(mut self, cfg: &Config) -> ErrorEvent {
-        let frames = self
-            .backtrace
-            .as_mut()
-            .map(|bt| crate::event::frames(bt, &cfg.in_app))
-            .unwrap_or_default();
+    pub(crate) fn into_event(self, cfg: &Config) -> ErrorEvent {
+        let frames = crate::event::frames(&self.stack, &cfg.in_app);
         let message = if self.message.is_empty() {
             self.chain
                 .first()
@@ -165,7 +162,7 @@ impl Job {
             class: self.class.map(|c| c.as_str().to_owned()),
             chain: self.chain,
             frames,
-            breadcrumbs: self.crumbs.iter().map(Crumb::to_record).collect(),
+            breadcrumbs: self.crumbs.records(),
             request: self.request,
             tags: cfg.tags.clone(),
             fields: self.fields,
