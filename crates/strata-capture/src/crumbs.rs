@@ -14,15 +14,28 @@ use tracing_core::field::{Field, Visit};
 
 use crate::event::BreadcrumbRecord;
 
+/// A field value as recorded: numbers raw, text as a range of the slot's text buffer.
+/// Formatting (JSON, floats) waits until an error actually needs the breadcrumb.
+#[derive(Debug, Clone, Copy)]
+enum Raw {
+    I64(i64),
+    U64(u64),
+    F64(f64),
+    Bool(bool),
+    Text(u32, u32),
+}
+
 /// One recorded event.
 #[derive(Debug)]
 pub(crate) struct Crumb {
     pub(crate) at: SystemTime,
     pub(crate) severity: Severity,
     pub(crate) target: &'static str,
-    pub(crate) message: String,
-    /// The fields as a JSON object's members, without braces.
-    pub(crate) fields: Vec<u8>,
+    /// The message's range in `text`.
+    message: (u32, u32),
+    /// The message and the text of string and formatted values.
+    text: Vec<u8>,
+    vals: Vec<(&'static str, Raw)>,
 }
 
 impl Crumb {
@@ -31,67 +44,103 @@ impl Crumb {
             at: SystemTime::UNIX_EPOCH,
             severity: Severity::Info,
             target: "",
-            message: String::new(),
-            fields: Vec::new(),
+            message: (0, 0),
+            text: Vec::new(),
+            vals: Vec::new(),
         }
     }
 }
 
-/// Breadcrumbs copied out of rings in one buffer: two allocations however many there are,
-/// so taking them on the caller's thread stays cheap; turned into records on the capture thread.
+fn range(start: usize, end: usize) -> (u32, u32) {
+    (
+        u32::try_from(start).unwrap_or(u32::MAX),
+        u32::try_from(end).unwrap_or(u32::MAX),
+    )
+}
+
+fn slice(text: &[u8], (a, b): (u32, u32)) -> String {
+    String::from_utf8_lossy(text.get(a as usize..b as usize).unwrap_or_default()).into_owned()
+}
+
+/// One breadcrumb in a [`CrumbBatch`].
+#[derive(Debug, Clone, Copy)]
+struct Item {
+    at: SystemTime,
+    severity: Severity,
+    target: &'static str,
+    message: (u32, u32),
+    vals: (u32, u32),
+}
+
+/// Breadcrumbs copied out of rings into flat buffers (three allocations however many there
+/// are), so taking them on the caller's thread stays cheap; turned into records on the
+/// capture thread.
 #[derive(Debug, Default)]
 pub(crate) struct CrumbBatch {
-    /// (time, level, target, message length, fields length), in order.
-    items: Vec<(SystemTime, Severity, &'static str, u32, u32)>,
-    /// Offsets of each item's message in `bytes`.
-    starts: Vec<u32>,
-    bytes: Vec<u8>,
+    items: Vec<Item>,
+    vals: Vec<(&'static str, Raw)>,
+    text: Vec<u8>,
 }
 
 impl CrumbBatch {
     fn push(&mut self, c: &Crumb) {
-        let start = u32::try_from(self.bytes.len()).unwrap_or(u32::MAX);
-        self.bytes.extend_from_slice(c.message.as_bytes());
-        self.bytes.extend_from_slice(&c.fields);
-        self.starts.push(start);
-        self.items.push((
-            c.at,
-            c.severity,
-            c.target,
-            u32::try_from(c.message.len()).unwrap_or(0),
-            u32::try_from(c.fields.len()).unwrap_or(0),
-        ));
+        let base = self.text.len();
+        self.text.extend_from_slice(&c.text);
+        let shift = |(a, b): (u32, u32)| range(base + a as usize, base + b as usize);
+        let first = self.vals.len();
+        self.vals.extend(c.vals.iter().map(|&(name, v)| {
+            (
+                name,
+                match v {
+                    Raw::Text(a, b) => {
+                        let (a, b) = shift((a, b));
+                        Raw::Text(a, b)
+                    }
+                    other => other,
+                },
+            )
+        }));
+        self.items.push(Item {
+            at: c.at,
+            severity: c.severity,
+            target: c.target,
+            message: shift(c.message),
+            vals: range(first, self.vals.len()),
+        });
     }
 
     /// Keeps the latest `cap`, ordered by time (a stable sort: each ring's order survives).
     fn keep_latest(&mut self, cap: usize) {
-        let mut order: Vec<usize> = (0..self.items.len()).collect();
-        order.sort_by_key(|&i| self.items[i].0);
-        let skip = order.len().saturating_sub(cap);
-        let keep = &order[skip..];
-        self.items = keep.iter().map(|&i| self.items[i]).collect();
-        self.starts = keep.iter().map(|&i| self.starts[i]).collect();
+        self.items.sort_by_key(|i| i.at);
+        let skip = self.items.len().saturating_sub(cap);
+        self.items.drain(..skip);
     }
 
     /// The breadcrumbs as records.
     pub(crate) fn records(&self) -> Vec<BreadcrumbRecord> {
         self.items
             .iter()
-            .zip(&self.starts)
-            .map(|(&(at, severity, target, m, f), &start)| {
-                let start = start as usize;
-                let (m, f) = (m as usize, f as usize);
-                let message = String::from_utf8_lossy(&self.bytes[start..start + m]).into_owned();
-                let mut json = Vec::with_capacity(f + 2);
-                json.push(b'{');
-                json.extend_from_slice(&self.bytes[start + m..start + m + f]);
-                json.push(b'}');
-                let data: Map<String, Value> = serde_json::from_slice(&json).unwrap_or_default();
+            .map(|item| {
+                let vals = &self.vals[item.vals.0 as usize..item.vals.1 as usize];
+                let data: Map<String, Value> = vals
+                    .iter()
+                    .map(|&(name, v)| {
+                        let value = match v {
+                            Raw::I64(n) => Value::from(n),
+                            Raw::U64(n) => Value::from(n),
+                            Raw::F64(n) => serde_json::Number::from_f64(n)
+                                .map_or_else(|| Value::String(n.to_string()), Value::Number),
+                            Raw::Bool(b) => Value::Bool(b),
+                            Raw::Text(a, b) => Value::String(slice(&self.text, (a, b))),
+                        };
+                        (name.to_owned(), value)
+                    })
+                    .collect();
                 BreadcrumbRecord {
-                    timestamp: strata_core::time::rfc3339(at),
-                    level: severity.as_str().to_owned(),
-                    target: target.to_owned(),
-                    message,
+                    timestamp: strata_core::time::rfc3339(item.at),
+                    level: item.severity.as_str().to_owned(),
+                    target: item.target.to_owned(),
+                    message: slice(&self.text, item.message),
                     data,
                 }
             })
@@ -137,7 +186,6 @@ impl Ring {
     pub(crate) fn snapshot(&self) -> CrumbBatch {
         let mut batch = CrumbBatch::default();
         batch.items.reserve(self.slots.len());
-        batch.starts.reserve(self.slots.len());
         for c in self.oldest_first() {
             batch.push(c);
         }
@@ -206,6 +254,16 @@ pub(crate) struct CrumbVisitor<'a> {
     pub(crate) class: Option<ErrorClass>,
 }
 
+/// `fmt::Write` into a byte buffer.
+struct Bytes<'a>(&'a mut Vec<u8>);
+
+impl fmt::Write for Bytes<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
+}
+
 impl<'a> CrumbVisitor<'a> {
     /// Starts a breadcrumb in the ring's next slot.
     pub(crate) fn start(
@@ -218,8 +276,9 @@ impl<'a> CrumbVisitor<'a> {
         crumb.at = strata_core::time::coarse_now();
         crumb.severity = severity;
         crumb.target = target;
-        crumb.message.clear();
-        crumb.fields.clear();
+        crumb.message = (0, 0);
+        crumb.text.clear();
+        crumb.vals.clear();
         CrumbVisitor {
             crumb,
             max,
@@ -227,75 +286,75 @@ impl<'a> CrumbVisitor<'a> {
         }
     }
 
-    fn key(&mut self, field: &Field) {
-        if !self.crumb.fields.is_empty() {
-            self.crumb.fields.push(b',');
+    /// Appends text (cut to the maximum length) and returns its range.
+    fn text(&mut self, write: impl FnOnce(&mut Vec<u8>)) -> (u32, u32) {
+        let start = self.crumb.text.len();
+        write(&mut self.crumb.text);
+        let written = &self.crumb.text[start..];
+        if written.len() > self.max {
+            // Cut on a character boundary (the text is UTF-8 but for lossy debug output).
+            let keep =
+                std::str::from_utf8(written).map_or(self.max, |s| encode::clip(s, self.max).len());
+            self.crumb.text.truncate(start + keep);
         }
-        encode::write_str(&mut self.crumb.fields, field.name());
-        self.crumb.fields.push(b':');
+        range(start, self.crumb.text.len())
     }
 
-    fn clip_message(&mut self) {
-        if self.crumb.message.len() > self.max {
-            let cut = encode::clip(&self.crumb.message, self.max).len();
-            self.crumb.message.truncate(cut);
-        }
+    fn put(&mut self, field: &Field, v: Raw) {
+        self.crumb.vals.push((field.name(), v));
     }
 }
 
 impl Visit for CrumbVisitor<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
+        let r = self.text(|t| t.extend_from_slice(value.as_bytes()));
         match field.name() {
-            "message" => {
-                self.crumb.message.push_str(encode::clip(value, self.max));
-            }
+            "message" => self.crumb.message = r,
             "error.class" => {
                 self.class = ErrorClass::from_name(value);
-                self.key(field);
-                encode::write_str(&mut self.crumb.fields, value);
+                self.put(field, Raw::Text(r.0, r.1));
             }
-            _ => {
-                self.key(field);
-                encode::write_str_truncated(&mut self.crumb.fields, value, self.max);
-            }
+            _ => self.put(field, Raw::Text(r.0, r.1)),
         }
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if field.name() == strata_core::CRITICAL_FIELD {
+            return;
+        }
+        let r = self.text(|t| {
+            let _ = write!(Bytes(t), "{value:?}");
+        });
         if field.name() == "message" {
-            let _ = write!(self.crumb.message, "{value:?}");
-            self.clip_message();
-        } else if field.name() != strata_core::CRITICAL_FIELD {
-            self.key(field);
-            encode::write_debug(&mut self.crumb.fields, value, self.max);
+            self.crumb.message = r;
+        } else {
+            self.put(field, Raw::Text(r.0, r.1));
         }
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.key(field);
-        encode::write_int(&mut self.crumb.fields, value);
+        self.put(field, Raw::I64(value));
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.key(field);
-        encode::write_int(&mut self.crumb.fields, value);
+        self.put(field, Raw::U64(value));
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.key(field);
-        encode::write_f64(&mut self.crumb.fields, value);
+        self.put(field, Raw::F64(value));
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
         if field.name() != strata_core::CRITICAL_FIELD {
-            self.key(field);
-            encode::write_bool(&mut self.crumb.fields, value);
+            self.put(field, Raw::Bool(value));
         }
     }
 
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.key(field);
-        encode::write_display(&mut self.crumb.fields, value, self.max);
+        let r = self.text(|t| {
+            let _ = write!(Bytes(t), "{value}");
+        });
+        self.put(field, Raw::Text(r.0, r.1));
     }
 }
 
@@ -308,8 +367,9 @@ mod tests {
         let mut r = Ring::new(3);
         for i in 0..5 {
             let c = r.next_slot();
-            c.message.clear();
-            c.message.push_str(&i.to_string());
+            c.text.clear();
+            c.text.extend_from_slice(i.to_string().as_bytes());
+            c.message = range(0, c.text.len());
         }
         let got: Vec<String> = r
             .snapshot()

@@ -71,14 +71,30 @@ where
         if severity < cfg.crumb_min && !capture {
             return;
         }
-        let current = ctx.lookup_current();
         if capture {
-            self.capture(event, severity, current.as_ref());
+            self.capture(event, severity, ctx.lookup_current().as_ref());
             return;
         }
+        // The hot path: find the request's ring through a per-thread cache keyed by the
+        // current span's ID (IDs carry the slab's generation, so a reused slot never matches).
+        let ring = ctx.current_span().id().and_then(|id| {
+            RING_CACHE.with(|cache| {
+                let mut cache = cache.borrow_mut();
+                if let Some((layer, cached, ring)) = &*cache
+                    && *layer == self.shared.id
+                    && cached == id
+                {
+                    return Some(Arc::clone(ring));
+                }
+                let span = ctx.span(id)?;
+                let ring = Arc::clone(&span.extensions().get::<RequestRing>()?.0);
+                *cache = Some((self.shared.id, id.clone(), Arc::clone(&ring)));
+                Some(ring)
+            })
+        });
         let class = record_crumb(
             &self.shared,
-            current.as_ref(),
+            ring.as_deref(),
             event,
             severity,
             meta.target(),
@@ -92,32 +108,43 @@ where
     }
 }
 
-/// Records `event` as a breadcrumb in its request's ring, or this thread's; returns its class.
-fn record_crumb<S>(
-    shared: &Shared,
-    span: Option<&SpanRef<'_, S>>,
-    event: &Event<'_>,
-    severity: Severity,
-    target: &'static str,
-) -> Option<ErrorClass>
+thread_local! {
+    /// (layer, span, that span's request ring) of the last breadcrumb on this thread.
+    static RING_CACHE: std::cell::RefCell<Option<(u64, Id, SharedRing)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// The request ring of `span`, if it is in a request.
+fn ring_of<S>(span: Option<&SpanRef<'_, S>>) -> Option<SharedRing>
 where
     S: for<'a> LookupSpan<'a>,
 {
+    let span = span?;
+    let ext = span.extensions();
+    ext.get::<RequestRing>().map(|r| Arc::clone(&r.0))
+}
+
+/// Records `event` as a breadcrumb in `ring` (its request's), or this thread's; returns its
+/// class.
+fn record_crumb(
+    shared: &Shared,
+    ring: Option<&std::sync::Mutex<Ring>>,
+    event: &Event<'_>,
+    severity: Severity,
+    target: &'static str,
+) -> Option<ErrorClass> {
     let max = shared.cfg.max_len;
     let write = |ring: &mut Ring| {
         let mut v = CrumbVisitor::start(ring, severity, target, max);
         event.record(&mut v);
         v.class
     };
-    if let Some(span) = span {
-        let ext = span.extensions();
-        if let Some(r) = ext.get::<RequestRing>() {
-            return write(&mut lock(&r.0));
-        }
+    match ring {
+        Some(r) => write(&mut lock(r)),
+        None => shared
+            .threads
+            .with_local(shared.id, shared.cfg.breadcrumbs, write),
     }
-    shared
-        .threads
-        .with_local(shared.id, shared.cfg.breadcrumbs, write)
 }
 
 impl CaptureLayer {
@@ -134,15 +161,12 @@ impl CaptureLayer {
         };
         event.record(&mut v);
         // The breadcrumbs before this error (it joins them afterwards).
-        let crumbs: CrumbBatch = match span.and_then(|s| {
-            s.extensions()
-                .get::<RequestRing>()
-                .map(|r| lock(&r.0).snapshot())
-        }) {
-            Some(c) => c,
+        let ring = ring_of(span);
+        let crumbs: CrumbBatch = match &ring {
+            Some(r) => lock(r).snapshot(),
             None => shared.threads.snapshot(cfg.breadcrumbs),
         };
-        record_crumb(shared, span, event, severity, meta.target());
+        record_crumb(shared, ring.as_deref(), event, severity, meta.target());
         if v.class == Some(ErrorClass::Business) {
             // Expected outcomes are history, not issues.
             shared.counters.business.fetch_add(1, Ordering::Relaxed);
