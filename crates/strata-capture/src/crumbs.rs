@@ -28,6 +28,8 @@ enum Raw {
 /// One recorded event.
 #[derive(Debug)]
 pub(crate) struct Crumb {
+    /// Its number in its ring (0, 1, 2, …).
+    seq: u64,
     pub(crate) at: SystemTime,
     pub(crate) severity: Severity,
     pub(crate) target: &'static str,
@@ -41,6 +43,7 @@ pub(crate) struct Crumb {
 impl Crumb {
     fn empty() -> Crumb {
         Crumb {
+            seq: 0,
             at: SystemTime::UNIX_EPOCH,
             severity: Severity::Info,
             target: "",
@@ -88,18 +91,16 @@ impl CrumbBatch {
         self.text.extend_from_slice(&c.text);
         let shift = |(a, b): (u32, u32)| range(base + a as usize, base + b as usize);
         let first = self.vals.len();
-        self.vals.extend(c.vals.iter().map(|&(name, v)| {
-            (
-                name,
-                match v {
-                    Raw::Text(a, b) => {
-                        let (a, b) = shift((a, b));
-                        Raw::Text(a, b)
-                    }
-                    other => other,
-                },
-            )
-        }));
+        for &(name, v) in &c.vals {
+            let v = match v {
+                Raw::Text(a, b) => {
+                    let (a, b) = shift((a, b));
+                    Raw::Text(a, b)
+                }
+                other => other,
+            };
+            self.vals.push((name, v));
+        }
         self.items.push(Item {
             at: c.at,
             severity: c.severity,
@@ -154,6 +155,8 @@ pub(crate) struct Ring {
     slots: Vec<Crumb>,
     next: usize,
     cap: usize,
+    /// Breadcrumbs written so far.
+    pushed: u64,
 }
 
 impl Ring {
@@ -162,18 +165,29 @@ impl Ring {
             slots: Vec::new(),
             next: 0,
             cap: cap.max(1),
+            pushed: 0,
         }
+    }
+
+    /// How many breadcrumbs were ever written: the number the next one gets.
+    pub(crate) fn pushed(&self) -> u64 {
+        self.pushed
     }
 
     /// The slot to overwrite: a new one until the ring is full, then the oldest.
     fn next_slot(&mut self) -> &mut Crumb {
-        if self.slots.len() < self.cap {
+        let seq = self.pushed;
+        self.pushed += 1;
+        let crumb = if self.slots.len() < self.cap {
             self.slots.push(Crumb::empty());
-            return self.slots.last_mut().expect("just pushed");
-        }
-        let i = self.next;
-        self.next = (self.next + 1) % self.cap;
-        &mut self.slots[i]
+            self.slots.last_mut().expect("just pushed")
+        } else {
+            let i = self.next;
+            self.next = (self.next + 1) % self.cap;
+            &mut self.slots[i]
+        };
+        crumb.seq = seq;
+        crumb
     }
 
     /// The breadcrumbs, oldest first.
@@ -182,14 +196,49 @@ impl Ring {
         older.iter().chain(newer)
     }
 
-    /// Copies the breadcrumbs, oldest first, into one buffer.
-    pub(crate) fn snapshot(&self) -> CrumbBatch {
-        let mut batch = CrumbBatch::default();
-        batch.items.reserve(self.slots.len());
-        for c in self.oldest_first() {
+    /// Copies the latest `cap` breadcrumbs numbered below `upto`, oldest first, into one
+    /// buffer (those written after an error are not its history).
+    pub(crate) fn snapshot_before(&self, upto: u64, cap: usize) -> CrumbBatch {
+        let wanted = || {
+            self.oldest_first()
+                .filter(move |c| c.seq < upto && c.seq + cap as u64 >= upto)
+        };
+        // Sized exactly first: three allocations, no regrowth.
+        let (n, text, vals) = wanted().fold((0, 0, 0), |(n, t, v), c| {
+            (n + 1, t + c.text.len(), v + c.vals.len())
+        });
+        let mut batch = CrumbBatch {
+            items: Vec::with_capacity(n),
+            vals: Vec::with_capacity(vals),
+            text: Vec::with_capacity(text),
+        };
+        for c in wanted() {
             batch.push(c);
         }
         batch
+    }
+}
+
+/// An error's breadcrumbs: copied already, or to be copied from a request's ring.
+#[derive(Debug)]
+pub(crate) enum Crumbs {
+    /// Copied on the caller's thread.
+    Now(CrumbBatch),
+    /// The latest `cap` numbered below `upto` in `ring`.
+    Later {
+        ring: SharedRing,
+        upto: u64,
+        cap: usize,
+    },
+}
+
+impl Crumbs {
+    /// The breadcrumbs as records.
+    pub(crate) fn records(&self) -> Vec<BreadcrumbRecord> {
+        match self {
+            Crumbs::Now(batch) => batch.records(),
+            Crumbs::Later { ring, upto, cap } => lock(ring).snapshot_before(*upto, *cap).records(),
+        }
     }
 }
 
@@ -372,12 +421,20 @@ mod tests {
             c.message = range(0, c.text.len());
         }
         let got: Vec<String> = r
-            .snapshot()
+            .snapshot_before(5, 3)
             .records()
             .into_iter()
             .map(|c| c.message)
             .collect();
         assert_eq!(got, ["2", "3", "4"]);
         assert_eq!(r.slots.len(), 3);
+        // The history of the event numbered 4: before it, at most 2.
+        let got: Vec<String> = r
+            .snapshot_before(4, 2)
+            .records()
+            .into_iter()
+            .map(|c| c.message)
+            .collect();
+        assert_eq!(got, ["2", "3"]);
     }
 }

@@ -231,9 +231,10 @@ const CAPTURE_MACHINERY: &[&str] = &[
     "rust_begin_unwind",
 ];
 
-/// The deepest stack captured, in frames: enough for any handler, and it bounds the cost of
-/// unwinding on the caller's thread.
-pub(crate) const MAX_FRAMES: usize = 64;
+/// The innermost frames captured: the application's code and the framework layers around it.
+/// Unwinding costs the caller's thread about a microsecond per frame, so the runtime's outer
+/// frames (which say nothing about the error) are left out.
+pub(crate) const MAX_FRAMES: usize = 32;
 
 /// The instruction pointers of the caller's stack, innermost first (cheap: nothing resolved).
 pub(crate) fn capture_stack() -> Vec<usize> {

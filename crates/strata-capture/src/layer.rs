@@ -17,7 +17,7 @@ use tracing_core::{Event, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
-use crate::crumbs::{CrumbBatch, CrumbVisitor, Ring, SharedRing, lock};
+use crate::crumbs::{CrumbVisitor, Crumbs, Ring, SharedRing, lock};
 use crate::event::{ChainLink, RequestContext};
 use crate::worker::{Job, Msg, Shared};
 
@@ -59,7 +59,9 @@ where
                     .get::<RequestRing>()
                     .map(|r| Arc::clone(&r.0))
             })
-            .unwrap_or_else(|| Arc::new(Mutex::new(Ring::new(self.shared.cfg.breadcrumbs))));
+            // Twice the breadcrumbs kept: the slack lets the capture thread copy an error's
+            // history after the request has logged more.
+            .unwrap_or_else(|| Arc::new(Mutex::new(Ring::new(2 * self.shared.cfg.breadcrumbs))));
         span.extensions_mut().insert(RequestRing(ring));
     }
 
@@ -162,9 +164,15 @@ impl CaptureLayer {
         event.record(&mut v);
         // The breadcrumbs before this error (it joins them afterwards).
         let ring = ring_of(span);
-        let crumbs: CrumbBatch = match &ring {
-            Some(r) => lock(r).snapshot(),
-            None => shared.threads.snapshot(cfg.breadcrumbs),
+        // A request's history is copied on the capture thread (the caller only notes where it
+        // ends); the process-wide one, from every thread's ring, here.
+        let crumbs = match &ring {
+            Some(r) => Crumbs::Later {
+                upto: lock(r).pushed(),
+                ring: Arc::clone(r),
+                cap: cfg.breadcrumbs,
+            },
+            None => Crumbs::Now(shared.threads.snapshot(cfg.breadcrumbs)),
         };
         record_crumb(shared, ring.as_deref(), event, severity, meta.target());
         if v.class == Some(ErrorClass::Business) {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 use serde_json::{Map, Value};
 use strata_core::{ErrorClass, Severity};
 
-use crate::crumbs::{CrumbBatch, ThreadRings};
+use crate::crumbs::{Crumbs, ThreadRings};
 use crate::event::{ChainLink, ErrorEvent, RequestContext};
 
 /// A hook that sees (and may change) every event before it is stored or sent; returning
@@ -102,7 +102,7 @@ pub(crate) struct Job {
     pub(crate) class: Option<ErrorClass>,
     pub(crate) fields: Map<String, Value>,
     pub(crate) request: RequestContext,
-    pub(crate) crumbs: CrumbBatch,
+    pub(crate) crumbs: Crumbs,
     /// Instruction pointers, innermost first; resolved here.
     pub(crate) stack: Vec<usize>,
     pub(crate) thread: Option<String>,

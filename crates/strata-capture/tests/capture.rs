@@ -198,6 +198,8 @@ fn breadcrumbs_belong_to_their_request_and_business_errors_are_only_breadcrumbs(
         a.in_scope(|| log_error!(Declined(7), "declined"));
         b.in_scope(|| tracing::info!("b2"));
         a.in_scope(|| critical!("ledger unreachable"));
+        // Logged after the error: not part of its history (copied later, on the capture thread).
+        a.in_scope(|| tracing::info!("a-after"));
         b.in_scope(|| tracing::error!("b failed"));
         // Outside any request: the process's breadcrumbs.
         tracing::info!("startup done");
