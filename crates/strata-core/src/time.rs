@@ -107,66 +107,6 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-    use std::time::Duration;
-
-    fn fmt(secs: u64, micros: u32) -> String {
-        let mut b = Vec::new();
-        Clock::default().write_rfc3339(
-            &mut b,
-            UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_micros(micros as u64),
-        );
-        String::from_utf8(b).unwrap()
-    }
-
-    #[test]
-    fn compact_names_sort_by_time() {
-        assert_eq!(compact(951_782_400), "20000229T000000");
-        assert!(compact(1_735_732_800) < compact(1_735_732_801));
-    }
-
-    #[test]
-    fn known_instants() {
-        assert_eq!(fmt(0, 0), "1970-01-01T00:00:00.000000Z");
-        assert_eq!(fmt(951_782_400, 1), "2000-02-29T00:00:00.000001Z");
-        assert_eq!(fmt(1_735_732_800, 999_999), "2025-01-01T12:00:00.999999Z");
-        assert_eq!(fmt(4_102_444_799, 500_000), "2099-12-31T23:59:59.500000Z");
-    }
-
-    /// Days from the civil date, the inverse algorithm, independently written.
-    fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-        let y = if m <= 2 { y - 1 } else { y };
-        let era = y.div_euclid(400);
-        let yoe = y - era * 400;
-        let mp = (m as i64 + 9) % 12;
-        let doy = (153 * mp + 2) / 5 + d as i64 - 1;
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-        era * 146_097 + doe - 719_468
-    }
-
-    proptest! {
-        #[test]
-        fn calendar_round_trips(days in 0i64..2_932_896) {
-            let (y, m, d) = civil_from_days(days);
-            prop_assert!((1..=12).contains(&m) && (1..=31).contains(&d));
-            prop_assert_eq!(days_from_civil(y, m, d), days);
-        }
-
-        #[test]
-        fn cache_is_invisible(a in 0u64..4_000_000_000, b in 0u64..4_000_000_000) {
-            let mut clock = Clock::default();
-            let mut buf = Vec::new();
-            clock.write_rfc3339(&mut buf, UNIX_EPOCH + Duration::from_secs(a));
-            buf.clear();
-            clock.write_rfc3339(&mut buf, UNIX_EPOCH + Duration::from_secs(b));
-            prop_assert_eq!(String::from_utf8(buf).unwrap(), fmt(b, 0));
-        }
-    }
-}
-
 /// Parses `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)` (what [`rfc3339`] and most logs write)
 /// into a time; `None` for anything else or out of range.
 ///
@@ -264,4 +204,64 @@ pub fn coarse_now() -> SystemTime {
         }
     }
     SystemTime::now()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::time::Duration;
+
+    fn fmt(secs: u64, micros: u32) -> String {
+        let mut b = Vec::new();
+        Clock::default().write_rfc3339(
+            &mut b,
+            UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_micros(micros as u64),
+        );
+        String::from_utf8(b).unwrap()
+    }
+
+    #[test]
+    fn compact_names_sort_by_time() {
+        assert_eq!(compact(951_782_400), "20000229T000000");
+        assert!(compact(1_735_732_800) < compact(1_735_732_801));
+    }
+
+    #[test]
+    fn known_instants() {
+        assert_eq!(fmt(0, 0), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(fmt(951_782_400, 1), "2000-02-29T00:00:00.000001Z");
+        assert_eq!(fmt(1_735_732_800, 999_999), "2025-01-01T12:00:00.999999Z");
+        assert_eq!(fmt(4_102_444_799, 500_000), "2099-12-31T23:59:59.500000Z");
+    }
+
+    /// Days from the civil date, the inverse algorithm, independently written.
+    fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+        let y = if m <= 2 { y - 1 } else { y };
+        let era = y.div_euclid(400);
+        let yoe = y - era * 400;
+        let mp = (m as i64 + 9) % 12;
+        let doy = (153 * mp + 2) / 5 + d as i64 - 1;
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        era * 146_097 + doe - 719_468
+    }
+
+    proptest! {
+        #[test]
+        fn calendar_round_trips(days in 0i64..2_932_896) {
+            let (y, m, d) = civil_from_days(days);
+            prop_assert!((1..=12).contains(&m) && (1..=31).contains(&d));
+            prop_assert_eq!(days_from_civil(y, m, d), days);
+        }
+
+        #[test]
+        fn cache_is_invisible(a in 0u64..4_000_000_000, b in 0u64..4_000_000_000) {
+            let mut clock = Clock::default();
+            let mut buf = Vec::new();
+            clock.write_rfc3339(&mut buf, UNIX_EPOCH + Duration::from_secs(a));
+            buf.clear();
+            clock.write_rfc3339(&mut buf, UNIX_EPOCH + Duration::from_secs(b));
+            prop_assert_eq!(String::from_utf8(buf).unwrap(), fmt(b, 0));
+        }
+    }
 }
