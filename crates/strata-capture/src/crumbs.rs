@@ -41,7 +41,7 @@ pub(crate) struct Crumb {
 }
 
 impl Crumb {
-    fn empty() -> Crumb {
+    pub(crate) const fn empty() -> Crumb {
         Crumb {
             seq: 0,
             at: SystemTime::UNIX_EPOCH,
@@ -174,6 +174,14 @@ impl Ring {
         self.pushed
     }
 
+    /// Moves `crumb` into the next slot; the slot's old buffers go back into `crumb` for reuse.
+    pub(crate) fn push(&mut self, crumb: &mut Crumb) {
+        let slot = self.next_slot();
+        let seq = slot.seq;
+        std::mem::swap(slot, crumb);
+        slot.seq = seq;
+    }
+
     /// The slot to overwrite: a new one until the ring is full, then the oldest.
     fn next_slot(&mut self) -> &mut Crumb {
         let seq = self.pushed;
@@ -237,7 +245,11 @@ impl Crumbs {
     pub(crate) fn records(&self) -> Vec<BreadcrumbRecord> {
         match self {
             Crumbs::Now(batch) => batch.records(),
-            Crumbs::Later { ring, upto, cap } => lock(ring).snapshot_before(*upto, *cap).records(),
+            Crumbs::Later { ring, upto, cap } => {
+                // Copy under the lock, format after it.
+                let batch = lock(ring).snapshot_before(*upto, *cap);
+                batch.records()
+            }
         }
     }
 }
@@ -258,19 +270,24 @@ thread_local! {
 
 impl ThreadRings {
     /// Runs `f` with this thread's ring for layer `id`.
-    pub(crate) fn with_local<R>(&self, id: u64, cap: usize, f: impl FnOnce(&mut Ring) -> R) -> R {
-        let ring = LOCAL.with(|l| {
-            let mut l = l.borrow_mut();
+    /// Runs `f` with this thread's ring for layer `id` (not during thread teardown).
+    pub(crate) fn with_local(&self, id: u64, cap: usize, f: impl FnOnce(&mut Ring)) {
+        let ring = LOCAL.try_with(|l| {
+            let mut l = l.try_borrow_mut().ok()?;
             if let Some((_, r)) = l.iter().find(|(i, _)| *i == id) {
-                return Arc::clone(r);
+                return Some(Arc::clone(r));
             }
             let r = Arc::new(Mutex::new(Ring::new(cap)));
-            lock(&self.rings).push(Arc::downgrade(&r));
+            let mut rings = lock(&self.rings);
+            // Rings of threads that have ended go here, not only when an error needs them.
+            rings.retain(|w| w.strong_count() > 0);
+            rings.push(Arc::downgrade(&r));
             l.push((id, Arc::clone(&r)));
-            r
+            Some(r)
         });
-        let mut g = lock(&ring);
-        f(&mut g)
+        if let Ok(Some(ring)) = ring {
+            f(&mut lock(&ring));
+        }
     }
 
     /// The latest `cap` breadcrumbs of all threads, oldest first.
@@ -304,24 +321,53 @@ pub(crate) struct CrumbVisitor<'a> {
 }
 
 /// `fmt::Write` into a byte buffer.
-struct Bytes<'a>(&'a mut Vec<u8>);
+/// `value`'s `Debug` (or, with `display`, `Display`) text, at most about `max` bytes, cut on a
+/// character boundary; formatting stops early for huge values.
+pub(crate) fn bounded(value: &dyn fmt::Debug, max: usize) -> String {
+    let mut buf = Vec::new();
+    let limit = max.saturating_add(4);
+    let _ = write!(
+        Bytes {
+            buf: &mut buf,
+            limit
+        },
+        "{value:?}"
+    );
+    let text = String::from_utf8_lossy(&buf);
+    encode::clip(&text, max).to_owned()
+}
+
+/// Stops taking text a little past `limit` bytes, so a huge `Debug` value costs neither time
+/// nor memory (the result is then cut on a character boundary).
+struct Bytes<'a> {
+    buf: &'a mut Vec<u8>,
+    limit: usize,
+}
 
 impl fmt::Write for Bytes<'_> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        self.0.extend_from_slice(s.as_bytes());
+        let room = self.limit.saturating_sub(self.buf.len());
+        if room == 0 {
+            return Err(fmt::Error);
+        }
+        let s = &s.as_bytes()[..s.len().min(room)];
+        self.buf.extend_from_slice(s);
         Ok(())
     }
 }
 
 impl<'a> CrumbVisitor<'a> {
-    /// Starts a breadcrumb in the ring's next slot.
-    pub(crate) fn start(
-        ring: &'a mut Ring,
+    /// Starts a breadcrumb in `crumb` (a scratch one, moved into a ring afterwards).
+    pub(crate) fn new(
+        crumb: &'a mut Crumb,
         severity: Severity,
         target: &'static str,
         max: usize,
     ) -> Self {
-        let crumb = ring.next_slot();
+        // One huge value must not keep its buffer forever.
+        if crumb.text.capacity() > 16 * max.max(1024) {
+            crumb.text = Vec::new();
+        }
         crumb.at = strata_core::time::coarse_now();
         crumb.severity = severity;
         crumb.target = target;
@@ -371,8 +417,10 @@ impl Visit for CrumbVisitor<'_> {
         if field.name() == strata_core::CRITICAL_FIELD {
             return;
         }
+        let max = self.max;
         let r = self.text(|t| {
-            let _ = write!(Bytes(t), "{value:?}");
+            let limit = t.len() + max.saturating_add(4);
+            let _ = write!(Bytes { buf: t, limit }, "{value:?}");
         });
         if field.name() == "message" {
             self.crumb.message = r;
@@ -400,8 +448,10 @@ impl Visit for CrumbVisitor<'_> {
     }
 
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        let max = self.max;
         let r = self.text(|t| {
-            let _ = write!(Bytes(t), "{value}");
+            let limit = t.len() + max.saturating_add(4);
+            let _ = write!(Bytes { buf: t, limit }, "{value}");
         });
         self.put(field, Raw::Text(r.0, r.1));
     }

@@ -227,6 +227,8 @@ const CAPTURE_MACHINERY: &[&str] = &[
     "std::panicking",
     "core::panicking",
     "std::panic",
+    "std::sys::backtrace",
+    "std::rt::",
     "__rustc",
     "rust_begin_unwind",
 ];
@@ -239,10 +241,15 @@ pub(crate) const MAX_FRAMES: usize = 32;
 /// The instruction pointers of the caller's stack, innermost first (cheap: nothing resolved).
 pub(crate) fn capture_stack() -> Vec<usize> {
     let mut ips = Vec::with_capacity(MAX_FRAMES);
-    backtrace::trace(|frame| {
-        ips.push(frame.ip() as usize);
-        ips.len() < MAX_FRAMES
-    });
+    // SAFETY: the unsynchronized walk only reads this thread's stack; the lock the synchronized
+    // one takes is shared with symbol resolution, which the capture thread may be doing for
+    // seconds (the first time it parses the debug info) — callers must not wait on that.
+    unsafe {
+        backtrace::trace_unsynchronized(|frame| {
+            ips.push(frame.ip() as usize);
+            ips.len() < MAX_FRAMES
+        });
+    }
     ips
 }
 

@@ -17,13 +17,22 @@ use tracing_core::{Event, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
-use crate::crumbs::{CrumbVisitor, Crumbs, Ring, SharedRing, lock};
+use crate::crumbs::{Crumb, CrumbVisitor, Crumbs, Ring, SharedRing, lock};
 use crate::event::{ChainLink, RequestContext};
 use crate::worker::{Job, Msg, Shared};
 
-/// The breadcrumb ring of a request, kept in the extensions of its root span and every
-/// descendant.
-struct RequestRing(SharedRing);
+/// The breadcrumb ring of a request, kept in the extensions of the span that started it (a
+/// root span, or one with a `request_id`/job field) and every descendant; `true` in the span
+/// that owns it.
+struct RequestRing(SharedRing, bool);
+
+/// Bumped whenever a span owning a ring closes: per-thread caches of "span → ring" older than
+/// that are not trusted (span IDs are reused).
+static RING_EPOCH: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Fields that mark a span as the start of a request or job: it gets a ring of its own even
+/// inside a long-lived span (a server's or a worker's).
+const STARTS_REQUEST: &[&str] = &["request_id", "job", "job.name", "http.request.method"];
 
 /// The layer; made by [`Capture::start`](crate::Capture::start).
 #[derive(Clone)]
@@ -50,19 +59,40 @@ impl<S> Layer<S> for CaptureLayer
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
-    fn on_new_span(&self, _attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
-        let ring = span
-            .parent()
-            .and_then(|p| {
+        let fields = attrs.metadata().fields();
+        let starts = STARTS_REQUEST.iter().any(|f| fields.field(f).is_some());
+        let inherited = if starts {
+            None
+        } else {
+            span.parent().and_then(|p| {
                 p.extensions()
                     .get::<RequestRing>()
                     .map(|r| Arc::clone(&r.0))
             })
+        };
+        let ring = match inherited {
+            Some(r) => RequestRing(r, false),
             // Twice the breadcrumbs kept: the slack lets the capture thread copy an error's
             // history after the request has logged more.
-            .unwrap_or_else(|| Arc::new(Mutex::new(Ring::new(2 * self.shared.cfg.breadcrumbs))));
-        span.extensions_mut().insert(RequestRing(ring));
+            None => RequestRing(
+                Arc::new(Mutex::new(Ring::new(
+                    self.shared.cfg.breadcrumbs.saturating_mul(2),
+                ))),
+                true,
+            ),
+        };
+        span.extensions_mut().insert(ring);
+    }
+
+    fn on_close(&self, id: Id, ctx: Context<'_, S>) {
+        if ctx
+            .span(&id)
+            .is_some_and(|s| s.extensions().get::<RequestRing>().is_some_and(|r| r.1))
+        {
+            RING_EPOCH.fetch_add(1, Ordering::Release);
+        }
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
@@ -74,25 +104,35 @@ where
             return;
         }
         if capture {
-            self.capture(event, severity, ctx.lookup_current().as_ref());
+            self.capture(event, severity, ctx.event_span(event).as_ref());
             return;
         }
-        // The hot path: find the request's ring through a per-thread cache keyed by the
-        // current span's ID (IDs carry the slab's generation, so a reused slot never matches).
-        let ring = ctx.current_span().id().and_then(|id| {
-            RING_CACHE.with(|cache| {
-                let mut cache = cache.borrow_mut();
-                if let Some((layer, cached, ring)) = &*cache
-                    && *layer == self.shared.id
-                    && cached == id
-                {
-                    return Some(Arc::clone(ring));
-                }
-                let span = ctx.span(id)?;
-                let ring = Arc::clone(&span.extensions().get::<RequestRing>()?.0);
-                *cache = Some((self.shared.id, id.clone(), Arc::clone(&ring)));
-                Some(ring)
-            })
+        // The hot path: find the request's ring through a per-thread cache keyed by the span's
+        // ID, trusted only while no ring-owning span has closed since (IDs are reused).
+        let id = if event.is_contextual() {
+            ctx.current_span().id().cloned()
+        } else {
+            event.parent().cloned()
+        };
+        let ring = id.and_then(|id| {
+            let epoch = RING_EPOCH.load(Ordering::Acquire);
+            RING_CACHE
+                .try_with(|cache| {
+                    let mut cache = cache.try_borrow_mut().ok()?;
+                    if let Some((layer, cached, at, ring)) = &*cache
+                        && *layer == self.shared.id
+                        && *cached == id
+                        && *at == epoch
+                    {
+                        return Some(Arc::clone(ring));
+                    }
+                    let span = ctx.span(&id)?;
+                    let ring = Arc::clone(&span.extensions().get::<RequestRing>()?.0);
+                    *cache = Some((self.shared.id, id, epoch, Arc::clone(&ring)));
+                    Some(ring)
+                })
+                .ok()
+                .flatten()
         });
         let class = record_crumb(
             &self.shared,
@@ -111,9 +151,12 @@ where
 }
 
 thread_local! {
-    /// (layer, span, that span's request ring) of the last breadcrumb on this thread.
-    static RING_CACHE: std::cell::RefCell<Option<(u64, Id, SharedRing)>> =
+    /// (layer, span, epoch, that span's request ring) of the last breadcrumb on this thread.
+    static RING_CACHE: std::cell::RefCell<Option<(u64, Id, u64, SharedRing)>> =
         const { std::cell::RefCell::new(None) };
+    /// The breadcrumb being written: filled with no lock held (the application's `Debug` and
+    /// `Display` code runs here, and may log or panic), then swapped into the ring's slot.
+    static SCRATCH: std::cell::RefCell<Crumb> = const { std::cell::RefCell::new(Crumb::empty()) };
 }
 
 /// The request ring of `span`, if it is in a request.
@@ -127,7 +170,8 @@ where
 }
 
 /// Records `event` as a breadcrumb in `ring` (its request's), or this thread's; returns its
-/// class.
+/// class. An event logged while this thread is writing a breadcrumb (from a `Debug` impl) is
+/// not recorded, and no ring lock is held while the event's values are formatted.
 fn record_crumb(
     shared: &Shared,
     ring: Option<&std::sync::Mutex<Ring>>,
@@ -135,18 +179,22 @@ fn record_crumb(
     severity: Severity,
     target: &'static str,
 ) -> Option<ErrorClass> {
-    let max = shared.cfg.max_len;
-    let write = |ring: &mut Ring| {
-        let mut v = CrumbVisitor::start(ring, severity, target, max);
-        event.record(&mut v);
-        v.class
-    };
-    match ring {
-        Some(r) => write(&mut lock(r)),
-        None => shared
-            .threads
-            .with_local(shared.id, shared.cfg.breadcrumbs, write),
-    }
+    SCRATCH
+        .try_with(|scratch| {
+            let mut crumb = scratch.try_borrow_mut().ok()?;
+            let mut v = CrumbVisitor::new(&mut crumb, severity, target, shared.cfg.max_len);
+            event.record(&mut v);
+            let class = v.class;
+            match ring {
+                Some(r) => lock(r).push(&mut crumb),
+                None => shared
+                    .threads
+                    .with_local(shared.id, shared.cfg.breadcrumbs, |r| r.push(&mut crumb)),
+            }
+            class
+        })
+        .ok()
+        .flatten()
 }
 
 impl CaptureLayer {
@@ -291,7 +339,7 @@ impl Visit for ErrorVisitor {
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        let text = self.text(&format!("{value:?}"));
+        let text = crate::crumbs::bounded(value, self.max);
         match field.name() {
             "message" => self.message = Some(text),
             strata_core::CRITICAL_FIELD => {}

@@ -208,7 +208,7 @@ impl Capture {
     /// lowest level recorded. Default: 100 from INFO.
     #[must_use]
     pub fn with_breadcrumbs(mut self, n: usize, min: Severity) -> Self {
-        self.breadcrumbs = n.max(1);
+        self.breadcrumbs = n.clamp(1, 10_000);
         self.crumb_min = min;
         self
     }
@@ -234,10 +234,10 @@ impl Capture {
         self
     }
 
-    /// The queue's capacity in events. Default: 256.
+    /// The queue's capacity in events (1 to 100 000). Default: 256.
     #[must_use]
     pub fn with_queue_capacity(mut self, n: usize) -> Self {
-        self.queue = n.max(1);
+        self.queue = n.clamp(1, 100_000);
         self
     }
 
@@ -343,8 +343,12 @@ impl Capture {
     }
 }
 
-/// Asks the thread to process everything queued and flush its outputs; waits until `deadline`.
+/// Asks the thread to process everything queued and flush its outputs; waits until `deadline`
+/// (not at all on the capture thread itself, which would wait for its own answer).
 fn request_flush(tx: &SyncSender<Msg>, deadline: Instant) -> bool {
+    if worker::on_capture_thread() {
+        return false;
+    }
     let (ack_tx, ack_rx) = mpsc::sync_channel(1);
     let mut msg = Msg::Flush(deadline, ack_tx);
     loop {
@@ -398,12 +402,31 @@ impl CaptureGuard {
 
 impl Drop for CaptureGuard {
     fn drop(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(5);
         let flushed = self.flush(Duration::from_secs(5));
+        let mut stopped = false;
         if let Some(tx) = self.tx.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            let _ = tx.try_send(Msg::Stop);
+            // The queue may be full again (errors logged meanwhile): retry until the deadline.
+            let mut msg = Msg::Stop;
+            loop {
+                match tx.try_send(msg) {
+                    Ok(()) => {
+                        stopped = true;
+                        break;
+                    }
+                    Err(mpsc::TrySendError::Disconnected(_)) => break,
+                    Err(mpsc::TrySendError::Full(m)) if Instant::now() < deadline => {
+                        msg = m;
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
+                    Err(mpsc::TrySendError::Full(_)) => break,
+                }
+            }
         }
+        // Join only a thread that was told to stop and is not stuck.
         if let Some(h) = self.handle.take()
             && flushed
+            && stopped
         {
             let _ = h.join();
         }

@@ -18,8 +18,12 @@ pub fn install_panic_hook() {
     install_panic_hook_with(Duration::from_secs(5));
 }
 
-/// Installs the hook; flushing waits at most `deadline`.
+/// Installs the hook; flushing waits at most `deadline`. Installing it again does nothing.
 pub fn install_panic_hook_with(deadline: Duration) {
+    static INSTALLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if INSTALLED.swap(true, std::sync::atomic::Ordering::AcqRel) {
+        return;
+    }
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         if !IN_HOOK.with(|h| h.replace(true)) {

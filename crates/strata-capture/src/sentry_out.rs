@@ -103,6 +103,14 @@ pub(crate) fn to_sentry(e: &ErrorEvent) -> Event<'static> {
     if let Some(last) = exceptions.last_mut() {
         last.stacktrace = stack;
         last.module.clone_from(&e.module);
+        if e.target == "panic" {
+            last.ty = "panic".to_owned();
+            last.mechanism = Some(sentry::protocol::Mechanism {
+                ty: "panic".to_owned(),
+                handled: Some(false),
+                ..sentry::protocol::Mechanism::default()
+            });
+        }
     }
     ev.exception = Values::from(exceptions);
     ev.breadcrumbs = Values::from(
@@ -124,7 +132,8 @@ pub(crate) fn to_sentry(e: &ErrorEvent) -> Event<'static> {
             ..User::default()
         });
     }
-    if e.request.method.is_some() || e.request.route.is_some() {
+    // HTTP requests only (jobs have a route-like name but no method).
+    if e.request.method.is_some() {
         let mut headers = Map::new();
         if let Some(id) = &e.request.request_id {
             headers.insert("x-request-id".to_owned(), id.clone());

@@ -187,10 +187,15 @@ impl LocalStore {
     /// When SQLite fails.
     pub fn record(&mut self, event: &ErrorEvent) -> Result<Recorded, StoreError> {
         let body = serde_json::to_string(event).unwrap_or_default();
-        let tx = self.conn.transaction().map_err(|e| StoreError {
-            path: self.path.clone(),
-            source: e,
-        })?;
+        // IMMEDIATE: several processes may share the file; take the write lock up front so the
+        // busy timeout applies (a deferred read-then-write fails at once when contended).
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| StoreError {
+                path: self.path.clone(),
+                source: e,
+            })?;
         let existing: Option<(i64, String)> = tx
             .query_row(
                 "SELECT last_seen_ms, last_release FROM groups WHERE id = ?1",
@@ -238,7 +243,9 @@ impl LocalStore {
                     "UPDATE groups SET title = ?2, level = ?3, count = count + 1,
                        last_seen_ms = MAX(last_seen_ms, ?4), last_release = ?5,
                        new_in_release = (first_release = ?5),
-                       regression = CASE WHEN ?6 > 0 THEN 1 ELSE regression END
+                       regression = CASE WHEN ?6 > 0 THEN 1
+                                         WHEN last_release <> ?5 THEN 0
+                                         ELSE regression END
                      WHERE id = ?1",
                     params![
                         event.fingerprint,
@@ -271,9 +278,15 @@ impl LocalStore {
         )
         .map_err(map)?;
         tx.execute(
-            "DELETE FROM groups WHERE id NOT IN
+            "DELETE FROM groups WHERE id <> ?2 AND id NOT IN
                (SELECT id FROM groups ORDER BY last_seen_ms DESC LIMIT ?1)",
-            params![self.max_groups],
+            params![self.max_groups, event.fingerprint],
+        )
+        .map_err(map)?;
+        tx.execute(
+            "DELETE FROM releases WHERE name <> ?1 AND name NOT IN
+               (SELECT name FROM releases ORDER BY started_ms DESC LIMIT 1000)",
+            params![self.release],
         )
         .map_err(map)?;
         tx.execute(

@@ -132,6 +132,12 @@ fn event_id() -> String {
 impl Job {
     pub(crate) fn into_event(self, cfg: &Config) -> ErrorEvent {
         let frames = crate::event::frames(&self.stack, &cfg.in_app);
+        // A panic's site is where it happened, not the hook's log call.
+        let panic_at = self
+            .fields
+            .get("panic.location")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
         let message = if self.message.is_empty() {
             self.chain
                 .first()
@@ -144,7 +150,9 @@ impl Job {
         let fingerprint = strata_core::fingerprint::Fingerprint::new(
             &types,
             &message,
-            self.module.unwrap_or(self.target),
+            panic_at
+                .as_deref()
+                .unwrap_or(self.module.unwrap_or(self.target)),
         );
         let unix_ms = self
             .at
@@ -158,7 +166,7 @@ impl Job {
             message,
             target: self.target.to_owned(),
             module: self.module.map(str::to_owned),
-            location: self.location,
+            location: panic_at.or(self.location),
             class: self.class.map(|c| c.as_str().to_owned()),
             chain: self.chain,
             frames,
@@ -174,21 +182,40 @@ impl Job {
     }
 }
 
+thread_local! {
+    /// Set on the capture thread: the panic hook must not wait for it to flush itself.
+    static ON_CAPTURE_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether this is the capture thread.
+pub(crate) fn on_capture_thread() -> bool {
+    ON_CAPTURE_THREAD
+        .try_with(std::cell::Cell::get)
+        .unwrap_or(false)
+}
+
 /// The thread's loop.
 pub(crate) fn run(rx: &Receiver<Msg>, shared: &Shared, outputs: &mut [Box<dyn Output>]) {
+    ON_CAPTURE_THREAD.with(|f| f.set(true));
     let c = &shared.counters;
     for msg in rx {
         match msg {
             Msg::Capture(job) => {
-                let mut event = job.into_event(&shared.cfg);
-                if let Some(hook) = &shared.cfg.before_send
-                    && !hook(&mut event)
-                {
-                    c.filtered.fetch_add(1, Ordering::Relaxed);
-                    continue;
-                }
-                for out in outputs.iter_mut() {
-                    out.take(&event, c);
+                // A panicking before-send hook or output loses this event, not the thread.
+                let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    let mut event = job.into_event(&shared.cfg);
+                    if let Some(hook) = &shared.cfg.before_send
+                        && !hook(&mut event)
+                    {
+                        c.filtered.fetch_add(1, Ordering::Relaxed);
+                        return;
+                    }
+                    for out in outputs.iter_mut() {
+                        out.take(&event, c);
+                    }
+                }));
+                if handled.is_err() {
+                    c.failed.fetch_add(1, Ordering::Relaxed);
                 }
             }
             Msg::Flush(deadline, ack) => {

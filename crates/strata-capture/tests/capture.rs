@@ -219,6 +219,28 @@ fn breadcrumbs_belong_to_their_request_and_business_errors_are_only_breadcrumbs(
 }
 
 #[test]
+fn requests_inside_a_long_lived_span_keep_their_own_breadcrumbs() {
+    let s = Setup::new(|c| c);
+    s.run(|| {
+        let server = tracing::info_span!("server");
+        let _s = server.enter();
+        tracing::info!("listening");
+        let a = tracing::info_span!("request", request_id = "a");
+        let b = tracing::info_span!("request", request_id = "b");
+        a.in_scope(|| tracing::info!("a1"));
+        b.in_scope(|| tracing::info!("b1"));
+        b.in_scope(|| tracing::error!("b failed"));
+    });
+    let events = s.events();
+    let crumbs: Vec<&str> = events[0]
+        .breadcrumbs
+        .iter()
+        .map(|b| b.message.as_str())
+        .collect();
+    assert_eq!(crumbs, ["b1"], "not the server's nor request a's");
+}
+
+#[test]
 fn the_same_error_groups_and_a_different_one_does_not() {
     let s = Setup::new(|c| c);
     s.run(|| {

@@ -47,6 +47,16 @@ fn child() {
     }
     match mode.trim_end_matches("-abort") {
         "main" => panic!("boom on main"),
+        "debug" => {
+            // The application's Debug impl panics while a breadcrumb is being written.
+            struct Bomb;
+            impl std::fmt::Debug for Bomb {
+                fn fmt(&self, _: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    panic!("boom in Debug")
+                }
+            }
+            tracing::info!(value = ?Bomb, "about to explode");
+        }
         "thread" => {
             let _ = std::thread::Builder::new()
                 .name("worker-7".into())
@@ -67,17 +77,28 @@ fn child() {
     std::process::exit(101);
 }
 
-/// Runs the child; its output is kept (not mixed into this test run's summary).
+/// Runs the child; its output is kept (not mixed into this test run's summary). A child that
+/// hangs (a deadlock in the hook) is killed after 60 s and fails the test.
 fn run_child(mode: &str) -> (tempfile::TempDir, std::process::Output) {
     let dir = tempfile::tempdir().unwrap();
-    let output = Command::new(std::env::current_exe().unwrap())
+    let mut child = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "child", "--nocapture", "--test-threads=1"])
         .env("STRATA_PANIC_CHILD", mode)
         .env("STRATA_PANIC_DIR", dir.path())
         .env_remove("RUST_BACKTRACE")
-        .output()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
-    (dir, output)
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{mode}: the child hung (deadlock in the panic path?)");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    (dir, child.wait_with_output().unwrap())
 }
 
 fn check(mode: &str, message: &str, thread: &str) {
@@ -144,6 +165,11 @@ fn a_panic_on_another_thread_is_logged_captured_and_flushed() {
 #[test]
 fn a_panic_in_a_tokio_task_is_logged_captured_and_flushed() {
     check("task", "boom in task", "tokio-rt-worker");
+}
+
+#[test]
+fn a_panic_inside_a_values_debug_impl_does_not_deadlock_the_hook() {
+    check("debug-abort", "boom in Debug", "child");
 }
 
 #[test]

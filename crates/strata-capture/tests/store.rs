@@ -75,14 +75,21 @@ fn groups_are_new_in_their_first_release_and_regress_after_a_clean_release() {
     assert_eq!(a.group.count, 3);
     assert_eq!(a.group.last_release, "1.2");
 
+    drop(v12);
+    // 1.3: it continues — no longer a regression (the flag is about its return).
+    let mut v13 = LocalStore::open_at(&db, "1.3", t0 + 30 * HOUR).unwrap();
+    let a = v13.record(&event("aaaa", t0 + 31 * HOUR, "order 4 failed")).unwrap();
+    assert!(!a.group.regression, "{a:?}");
+    let v12 = v13;
+
     // Everything survived the restarts and reads back, most recently seen first.
     let groups = v12.groups().unwrap();
     let ids: Vec<&str> = groups.iter().map(|g| g.id.as_str()).collect();
     assert_eq!(ids, ["aaaa", "cccc", "bbbb"]);
     let (g, events) = v12.group("aaaa").unwrap().unwrap();
-    assert_eq!(g.count, 3);
-    assert_eq!(events.len(), 3);
-    assert_eq!(events[0].message, "order 3 failed", "latest first");
+    assert_eq!(g.count, 4);
+    assert_eq!(events.len(), 4);
+    assert_eq!(events[0].message, "order 4 failed", "latest first");
     assert_eq!(events[0].breadcrumbs[0].data["n"], 1);
     assert!(v12.group("zzzz").unwrap().is_none());
 }

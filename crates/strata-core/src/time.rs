@@ -118,6 +118,9 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 /// let east = strata_core::time::parse_rfc3339("1970-01-01T02:00:00+02:00").unwrap();
 /// assert_eq!(east, UNIX_EPOCH);
 /// assert!(strata_core::time::parse_rfc3339("2026-13-01T00:00:00Z").is_none());
+/// assert!(strata_core::time::parse_rfc3339("2026-02-29T00:00:00Z").is_none());
+/// assert!(strata_core::time::parse_rfc3339("2028-02-29T00:00:00Z").is_some());
+/// assert!(strata_core::time::parse_rfc3339("2026-01-01T00:00:00+99:99").is_none());
 /// ```
 pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
     let b = s.as_bytes();
@@ -135,7 +138,25 @@ pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
     };
     let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
+    let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+    let month_days = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    if !(1..=12).contains(&mo) || h > 23 || mi > 59 || se > 60 {
+        return None;
+    }
+    if d < 1 || d > month_days[usize::try_from(mo - 1).ok()?] {
         return None;
     }
     let mut i = 19;
@@ -160,7 +181,7 @@ pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
         [b'Z' | b'z'] => 0,
         [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
             let digits = [*h1, *h2, *m1, *m2];
-            if !digits.iter().all(u8::is_ascii_digit) {
+            if !digits.iter().all(u8::is_ascii_digit) || *h1 > b'2' || *m1 > b'5' {
                 return None;
             }
             let v = i64::from(h1 - b'0') * 36_000
