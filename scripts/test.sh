@@ -40,6 +40,10 @@ cargo fmt --all -- --check
 step "cargo clippy (all targets, -D warnings)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+step "the panic = \"abort\" probe for the panic tests"
+cargo build -q --locked --profile panic-abort -p strata-capture --example panic_probe
+export STRATA_PANIC_ABORT_PROBE="$PWD/target/panic-abort/examples/panic_probe"
+
 step "cargo test (workspace: unit, integration, doc tests, demo)"
 cargo test --workspace --all-targets --locked 2>&1 | tee -a "$log"
 cargo test --workspace --doc --locked 2>&1 | tee -a "$log"

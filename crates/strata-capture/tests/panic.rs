@@ -7,11 +7,10 @@
 use std::path::Path;
 use std::process::Command;
 
-use strata_capture::{Capture, LocalStore};
-use strata_router::{NonBlockingBuilder, RollingFile};
-use tracing_subscriber::prelude::*;
+use strata_capture::LocalStore;
 
-const LINES: usize = 2000;
+mod support;
+use support::panic_child::LINES;
 
 /// The child's body; a no-op unless the parent set `STRATA_PANIC_CHILD`.
 #[test]
@@ -19,62 +18,7 @@ fn child() {
     let Ok(mode) = std::env::var("STRATA_PANIC_CHILD") else {
         return;
     };
-    let dir = std::env::var("STRATA_PANIC_DIR").unwrap();
-    let file = RollingFile::new(&dir, "app").open().unwrap();
-    let (writer, writer_guard) = NonBlockingBuilder::default().spawn(file).unwrap();
-    let (capture, capture_guard) = Capture::new()
-        .with_release("9.9.9")
-        .with_store(Path::new(&dir).join("errors.db"))
-        .start()
-        .unwrap();
-    tracing_subscriber::registry()
-        .with(strata_core::StoreLayer::default())
-        .with(strata_json::layer().with_writer(move || writer.clone()))
-        .with(capture)
-        .init();
-    if mode.ends_with("-abort") {
-        // What `panic = "abort"` does after the hooks: no unwinding, no destructors.
-        std::panic::set_hook(Box::new(|_| std::process::abort()));
-    }
-    strata_capture::install_panic_hook();
-    // Only the hook can flush now.
-    std::mem::forget(writer_guard);
-    std::mem::forget(capture_guard);
-    let request = tracing::info_span!("request", request_id = "req-panic");
-    let _r = request.enter();
-    for i in 0..LINES {
-        tracing::info!(i, "line {i}");
-    }
-    match mode.trim_end_matches("-abort") {
-        "main" => panic!("boom on main"),
-        "debug" => {
-            // The application's Debug impl panics while a breadcrumb is being written.
-            struct Bomb;
-            impl std::fmt::Debug for Bomb {
-                fn fmt(&self, _: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                    panic!("boom in Debug")
-                }
-            }
-            tracing::info!(value = ?Bomb, "about to explode");
-        }
-        "thread" => {
-            let _ = std::thread::Builder::new()
-                .name("worker-7".into())
-                .spawn(|| panic!("boom in thread"))
-                .unwrap()
-                .join();
-        }
-        "task" => {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .build()
-                .unwrap();
-            let _ = rt.block_on(async { tokio::spawn(async { panic!("boom in task") }).await });
-        }
-        other => unreachable!("{other}"),
-    }
-    // The process dies without running destructors.
-    std::process::exit(101);
+    support::panic_child::run(&mode, &std::env::var("STRATA_PANIC_DIR").unwrap());
 }
 
 /// Runs the child; its output is kept (not mixed into this test run's summary). A child that
@@ -102,7 +46,15 @@ fn run_child(mode: &str) -> (tempfile::TempDir, std::process::Output) {
 }
 
 fn check(mode: &str, message: &str, thread: &str) {
-    let (dir, output) = run_child(mode);
+    check_output(mode, message, thread, run_child(mode));
+}
+
+fn check_output(
+    mode: &str,
+    message: &str,
+    thread: &str,
+    (dir, output): (tempfile::TempDir, std::process::Output),
+) {
     assert!(!output.status.success(), "{mode}: the child must die");
     let stderr = String::from_utf8_lossy(&output.stderr);
     if !mode.ends_with("-abort") {
@@ -132,7 +84,7 @@ fn check(mode: &str, message: &str, thread: &str) {
         panic_line["panic.location"]
             .as_str()
             .unwrap()
-            .contains("panic.rs:")
+            .contains("panic_child.rs:")
     );
     assert!(panic_line["backtrace"].is_string());
     if mode.starts_with("main") {
@@ -176,4 +128,39 @@ fn a_panic_inside_a_values_debug_impl_does_not_deadlock_the_hook() {
 fn with_abort_after_the_hook_nothing_is_lost_either() {
     check("main-abort", "boom on main", "child");
     check("task-abort", "boom in task", "tokio-rt-worker");
+}
+
+/// The probe built with a real `panic = "abort"` (by `scripts/test.sh`, which names it in
+/// `STRATA_PANIC_ABORT_PROBE`).
+#[test]
+fn under_a_real_panic_abort_build_nothing_is_lost() {
+    let Some(probe) = std::env::var_os("STRATA_PANIC_ABORT_PROBE") else {
+        assert!(
+            std::env::var_os("STRATA_REQUIRE_BACKENDS").is_none(),
+            "scripts/test.sh builds the panic = \"abort\" probe and sets STRATA_PANIC_ABORT_PROBE"
+        );
+        eprintln!("skipped: no panic = \"abort\" probe; run scripts/test.sh");
+        return;
+    };
+    for (mode, message, thread) in [
+        ("main", "boom on main", "main"),
+        ("thread", "boom in thread", "worker-7"),
+        ("task", "boom in task", "tokio-rt-worker"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let output = Command::new(&probe)
+            .arg(mode)
+            .arg(dir.path())
+            .env_remove("RUST_BACKTRACE")
+            .output()
+            .unwrap();
+        // Aborted: killed by SIGABRT, no exit code.
+        assert_eq!(output.status.code(), None, "{mode}: {output:?}");
+        check_output(
+            &format!("{mode} (panic = abort)"),
+            message,
+            thread,
+            (dir, output),
+        );
+    }
 }

@@ -78,7 +78,9 @@ fn groups_are_new_in_their_first_release_and_regress_after_a_clean_release() {
     drop(v12);
     // 1.3: it continues — no longer a regression (the flag is about its return).
     let mut v13 = LocalStore::open_at(&db, "1.3", t0 + 30 * HOUR).unwrap();
-    let a = v13.record(&event("aaaa", t0 + 31 * HOUR, "order 4 failed")).unwrap();
+    let a = v13
+        .record(&event("aaaa", t0 + 31 * HOUR, "order 4 failed"))
+        .unwrap();
     assert!(!a.group.regression, "{a:?}");
     let v12 = v13;
 
