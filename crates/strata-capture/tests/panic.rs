@@ -4,7 +4,6 @@
 //! hook's flush can save the lines: all N lines and the CRITICAL panic line must be on disk and
 //! the panic must be in the error store.
 
-use std::path::Path;
 use std::process::Command;
 
 use strata_capture::LocalStore;
