@@ -350,23 +350,36 @@ fn request_flush(tx: &SyncSender<Msg>, deadline: Instant) -> bool {
         return false;
     }
     let (ack_tx, ack_rx) = mpsc::sync_channel(1);
-    let mut msg = Msg::Flush(deadline, ack_tx);
+    match send_until(tx, Msg::Flush(deadline, ack_tx), deadline) {
+        Sent::Yes => ack_rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .is_ok(),
+        // The thread is gone: nothing is pending.
+        Sent::Gone => true,
+        Sent::TimedOut => false,
+    }
+}
+
+enum Sent {
+    Yes,
+    Gone,
+    TimedOut,
+}
+
+/// Sends `msg`, waiting for room in the queue until `deadline` (the queue may be full of
+/// errors: the capture thread is working through them).
+fn send_until(tx: &SyncSender<Msg>, mut msg: Msg, deadline: Instant) -> Sent {
     loop {
         match tx.try_send(msg) {
-            Ok(()) => break,
-            Err(mpsc::TrySendError::Disconnected(_)) => return true,
-            Err(mpsc::TrySendError::Full(m)) => {
-                if Instant::now() >= deadline {
-                    return false;
-                }
+            Ok(()) => return Sent::Yes,
+            Err(mpsc::TrySendError::Disconnected(_)) => return Sent::Gone,
+            Err(mpsc::TrySendError::Full(m)) if Instant::now() < deadline => {
                 msg = m;
                 std::thread::sleep(Duration::from_millis(2));
             }
+            Err(mpsc::TrySendError::Full(_)) => return Sent::TimedOut,
         }
     }
-    ack_rx
-        .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-        .is_ok()
 }
 
 /// Flushes the capture (waiting at most 5 s) and stops its thread when dropped.
@@ -404,25 +417,13 @@ impl Drop for CaptureGuard {
     fn drop(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(5);
         let flushed = self.flush(Duration::from_secs(5));
-        let mut stopped = false;
-        if let Some(tx) = self.tx.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            // The queue may be full again (errors logged meanwhile): retry until the deadline.
-            let mut msg = Msg::Stop;
-            loop {
-                match tx.try_send(msg) {
-                    Ok(()) => {
-                        stopped = true;
-                        break;
-                    }
-                    Err(mpsc::TrySendError::Disconnected(_)) => break,
-                    Err(mpsc::TrySendError::Full(m)) if Instant::now() < deadline => {
-                        msg = m;
-                        std::thread::sleep(Duration::from_millis(2));
-                    }
-                    Err(mpsc::TrySendError::Full(_)) => break,
-                }
-            }
-        }
+        // The queue may be full again (errors logged meanwhile): retry until the deadline.
+        let stopped = self
+            .tx
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .is_some_and(|tx| matches!(send_until(&tx, Msg::Stop, deadline), Sent::Yes));
         // Join only a thread that was told to stop and is not stuck.
         if let Some(h) = self.handle.take()
             && flushed

@@ -9,51 +9,11 @@ use std::time::Duration;
 
 use serde_json::Value;
 use strata_capture::Capture;
-use strata_core::{Classify, ErrorClass, SpanFields, TraceContext, log_error};
-use tracing::Subscriber;
-use tracing_subscriber::layer::{Context, Layer};
+use strata_core::log_error;
 use tracing_subscriber::prelude::*;
-use tracing_subscriber::registry::LookupSpan;
 
-#[derive(Debug)]
-struct PaymentError(std::io::Error);
-impl std::fmt::Display for PaymentError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("charging the card failed")
-    }
-}
-impl std::error::Error for PaymentError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.0)
-    }
-}
-impl Classify for PaymentError {
-    fn class(&self) -> ErrorClass {
-        ErrorClass::External
-    }
-}
-
-/// Sets a fixed trace context on root spans, as strata-otlp will.
-struct FakeTrace;
-impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for FakeTrace {
-    fn on_new_span(
-        &self,
-        _: &tracing::span::Attributes<'_>,
-        id: &tracing::Id,
-        ctx: Context<'_, S>,
-    ) {
-        let span = ctx.span(id).unwrap();
-        if span.parent().is_none()
-            && let Some(f) = span.extensions_mut().get_mut::<SpanFields>()
-        {
-            f.set_trace_context(TraceContext::new(
-                [0x4b; 16],
-                [0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7],
-                true,
-            ));
-        }
-    }
-}
+mod support;
+use support::{FakeTrace, PaymentError};
 
 struct Bugsink {
     dir: tempfile::TempDir,
@@ -165,7 +125,10 @@ fn errors_reach_bugsink_grouped_with_breadcrumbs_tags_user_request_and_trace() {
     let dispatch = tracing::Dispatch::new(
         tracing_subscriber::registry()
             .with(strata_core::StoreLayer::default())
-            .with(FakeTrace)
+            .with(FakeTrace(
+                [0x4b; 16],
+                [0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7],
+            ))
             .with(layer),
     );
     tracing::dispatcher::with_default(&dispatch, || {
@@ -232,7 +195,7 @@ fn errors_reach_bugsink_grouped_with_breadcrumbs_tags_user_request_and_trace() {
     assert_eq!(values.len(), 2, "the chain, innermost first");
     assert_eq!(values[0]["type"], "std::io::Error");
     assert_eq!(values[0]["value"], "order 912 refused by the gateway");
-    assert_eq!(values[1]["type"], "bugsink::PaymentError");
+    assert_eq!(values[1]["type"], "bugsink::support::PaymentError");
     let frames = values[1]["stacktrace"]["frames"]
         .as_array()
         .expect("a stack");

@@ -5,29 +5,11 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use strata_capture::{Capture, CaptureError, ErrorEvent, LocalStore};
-use strata_core::{Classify, ErrorClass, SpanFields, TraceContext, critical, log_error};
-use tracing::Subscriber;
-use tracing_subscriber::layer::{Context, Layer};
+use strata_core::{Classify, ErrorClass, critical, log_error};
 use tracing_subscriber::prelude::*;
-use tracing_subscriber::registry::LookupSpan;
 
-#[derive(Debug)]
-struct PaymentError(std::io::Error);
-impl std::fmt::Display for PaymentError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("charging the card failed")
-    }
-}
-impl std::error::Error for PaymentError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.0)
-    }
-}
-impl Classify for PaymentError {
-    fn class(&self) -> ErrorClass {
-        ErrorClass::External
-    }
-}
+mod support;
+use support::{FakeTrace, PaymentError};
 
 #[derive(Debug)]
 struct Declined(u32);
@@ -40,24 +22,6 @@ impl std::error::Error for Declined {}
 impl Classify for Declined {
     fn class(&self) -> ErrorClass {
         ErrorClass::Business
-    }
-}
-
-/// Sets a fixed trace context on every root span, as strata-otlp will.
-struct FakeTrace;
-impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for FakeTrace {
-    fn on_new_span(
-        &self,
-        _: &tracing::span::Attributes<'_>,
-        id: &tracing::Id,
-        ctx: Context<'_, S>,
-    ) {
-        let span = ctx.span(id).unwrap();
-        if span.parent().is_none()
-            && let Some(f) = span.extensions_mut().get_mut::<SpanFields>()
-        {
-            f.set_trace_context(TraceContext::new([0xab; 16], [0xcd; 8], true));
-        }
     }
 }
 
@@ -82,7 +46,7 @@ impl Setup {
         let dispatch = tracing::Dispatch::new(
             tracing_subscriber::registry()
                 .with(strata_core::StoreLayer::default())
-                .with(FakeTrace)
+                .with(FakeTrace([0xab; 16], [0xcd; 8]))
                 .with(layer),
         );
         Setup {
@@ -146,7 +110,10 @@ fn an_error_event_carries_chain_context_fields_breadcrumbs_and_stack() {
     assert_eq!(e.message, "payment gateway request failed");
     assert_eq!(e.class.as_deref(), Some("external"));
     assert_eq!(e.chain.len(), 2);
-    assert_eq!(e.chain[0].ty.as_deref(), Some("capture::PaymentError"));
+    assert_eq!(
+        e.chain[0].ty.as_deref(),
+        Some("capture::support::PaymentError")
+    );
     assert_eq!(e.chain[0].message, "charging the card failed");
     assert_eq!(e.chain[1].ty.as_deref(), Some("std::io::Error"));
     assert_eq!(e.chain[1].message, "read timed out after 5s");
