@@ -451,9 +451,14 @@ impl Drop for CaptureGuard {
 ///
 /// strata_capture::report(&Timeout); // ERROR, error.class = "external", captured
 /// ```
+///
+/// The caller's location is recorded as `report.location` and groups the error (not this
+/// function's own line).
+#[track_caller]
 pub fn report<E>(error: &E)
 where
     E: std::error::Error + Classify + 'static,
 {
-    strata_core::log_error!(*error, "{error}");
+    let caller = std::panic::Location::caller();
+    strata_core::log_error!(*error, report.location = %caller, "{error}");
 }

@@ -132,11 +132,10 @@ fn event_id() -> String {
 impl Job {
     pub(crate) fn into_event(self, cfg: &Config) -> ErrorEvent {
         let frames = crate::event::frames(&self.stack, &cfg.in_app);
-        // A panic's site is where it happened, not the hook's log call.
-        let panic_at = self
-            .fields
-            .get("panic.location")
-            .and_then(Value::as_str)
+        // A panic's or a report's site is where it happened, not strata's own log call.
+        let panic_at = ["panic.location", "report.location"]
+            .iter()
+            .find_map(|k| self.fields.get(*k).and_then(Value::as_str))
             .map(str::to_owned);
         let message = if self.message.is_empty() {
             self.chain

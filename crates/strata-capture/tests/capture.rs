@@ -314,6 +314,9 @@ fn report_logs_at_the_class_level_and_captures_when_the_class_says_so() {
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].message, "charging the card failed");
     assert_eq!(events[0].class.as_deref(), Some("external"));
+    // The call site is the caller's, not strata-capture's.
+    let at = events[0].location.as_deref().unwrap();
+    assert!(at.contains("tests/capture.rs:"), "{at}");
     assert_eq!(s.guard.stats().business, 1);
 }
 
