@@ -1,0 +1,111 @@
+//! Spans exported over real OTLP/gRPC to strata-testkit's in-process receiver, and the same
+//! trace and span IDs in strata's JSON lines.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use strata_otlp::{Otlp, Protocol};
+use strata_testkit::OtlpReceiver;
+use tracing_subscriber::prelude::*;
+
+#[derive(Clone, Default)]
+struct Buf(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Buf {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn spans_reach_the_collector_with_parents_and_the_json_lines_carry_their_ids() {
+    let receiver = OtlpReceiver::start().unwrap();
+    let otlp = Otlp::new()
+        .with_endpoint(receiver.grpc_endpoint())
+        .with_protocol(Protocol::Grpc)
+        .with_service_name("checkout")
+        .start()
+        .unwrap();
+    let buf = Buf::default();
+    let out = buf.clone();
+    let subscriber = tracing_subscriber::registry()
+        .with(strata_core::StoreLayer::default())
+        .with(otlp.layer())
+        .with(strata_json::layer().with_writer(move || out.clone()));
+    tracing::subscriber::with_default(subscriber, || {
+        let request = tracing::info_span!("request", request_id = "req-1", user_id = 42_u64);
+        let _r = request.enter();
+        tracing::info!("handling");
+        let db = tracing::info_span!("db_query", db.system = "postgresql");
+        let _d = db.enter();
+        tracing::info!("querying");
+    });
+    assert!(otlp.flush(Duration::from_secs(10)), "flush timed out");
+    let spans = receiver.wait_for_spans(2, Duration::from_secs(10));
+    assert_eq!(spans.len(), 2, "{spans:#?}");
+    let request = spans.iter().find(|s| s.name == "request").unwrap();
+    let db = spans.iter().find(|s| s.name == "db_query").unwrap();
+    assert_eq!(request.service_name, "checkout");
+    assert_eq!(request.parent_span_id, "", "a root span");
+    assert_eq!(
+        db.parent_span_id, request.span_id,
+        "db_query is request's child"
+    );
+    assert_eq!(db.trace_id, request.trace_id, "one trace");
+    assert_eq!(request.attributes["request_id"], "req-1");
+    assert_eq!(request.attributes["user_id"], "42");
+
+    let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let handling = lines.iter().find(|l| l["message"] == "handling").unwrap();
+    assert_eq!(handling["trace_id"], request.trace_id.as_str());
+    assert_eq!(handling["span_id"], request.span_id.as_str());
+    let querying = lines.iter().find(|l| l["message"] == "querying").unwrap();
+    assert_eq!(querying["trace_id"], request.trace_id.as_str());
+    assert_eq!(querying["span_id"], db.span_id.as_str());
+}
+
+#[test]
+fn shutdown_inside_a_current_thread_runtime_with_the_collector_down_completes() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let otlp = Otlp::new()
+                .with_endpoint(format!("http://127.0.0.1:{port}"))
+                .with_protocol(Protocol::Grpc)
+                .start()
+                .unwrap();
+            let subscriber = tracing_subscriber::registry()
+                .with(strata_core::StoreLayer::default())
+                .with(otlp.layer());
+            tracing::subscriber::with_default(subscriber, || {
+                for i in 0..100 {
+                    tracing::info_span!("work", i).in_scope(|| tracing::info!("step"));
+                }
+            });
+            // The known deadlock: shutting the SDK down from a current-thread runtime's thread.
+            drop(otlp);
+        });
+        done_tx.send(()).unwrap();
+    });
+    done_rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("shutdown on a current-thread runtime hung");
+}
