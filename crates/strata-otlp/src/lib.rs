@@ -21,14 +21,16 @@
 //! # Ok::<(), strata_otlp::OtlpError>(())
 //! ```
 //!
-//! Status: traces over gRPC and HTTP/protobuf with the service name, and trace IDs in JSON
-//! lines. The rest of the issue — logs bridge, resource attributes, the full `OTEL_*` set,
+//! Status: traces over gRPC and HTTP/protobuf with a resource (`service.name`,
+//! `service.version`, `deployment.environment.name`, `host.name`, `process.pid`, plus
+//! `OTEL_RESOURCE_ATTRIBUTES`), and trace IDs in JSON lines. The rest of the issue — logs bridge, resource attributes, the full `OTEL_*` set,
 //! propagation in the request middleware, semantic conventions, the local OTLP-JSON file,
 //! drop counters — comes next.
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use opentelemetry::KeyValue;
 use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
 use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::Resource;
@@ -78,6 +80,8 @@ pub struct Otlp {
     endpoint: Option<String>,
     protocol: Option<Protocol>,
     service_name: Option<String>,
+    service_version: Option<String>,
+    environment: Option<String>,
     timeout: Duration,
 }
 
@@ -98,6 +102,8 @@ impl Otlp {
             endpoint: None,
             protocol: None,
             service_name: None,
+            service_version: None,
+            environment: None,
             timeout: Duration::from_secs(10),
         }
     }
@@ -124,6 +130,20 @@ impl Otlp {
     #[must_use]
     pub fn with_service_name(mut self, name: impl Into<String>) -> Self {
         self.service_name = Some(name.into());
+        self
+    }
+
+    /// The `service.version` resource attribute. Default: `STRATA_VERSION`.
+    #[must_use]
+    pub fn with_service_version(mut self, version: impl Into<String>) -> Self {
+        self.service_version = Some(version.into());
+        self
+    }
+
+    /// The `deployment.environment.name` resource attribute. Default: `STRATA_ENV`.
+    #[must_use]
+    pub fn with_environment(mut self, env: impl Into<String>) -> Self {
+        self.environment = Some(env.into());
         self
     }
 
@@ -195,9 +215,28 @@ impl Otlp {
             }
             .map_err(|e| OtlpError::Exporter(e.to_string()))?
         };
+        // The SDK's builder also reads OTEL_RESOURCE_ATTRIBUTES; ours come on top.
+        let mut attrs = vec![KeyValue::new("process.pid", i64::from(std::process::id()))];
+        if let Some(host) = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty())
+        {
+            attrs.push(KeyValue::new("host.name", host));
+        }
+        if let Some(v) = self.service_version.or_else(|| env("STRATA_VERSION")) {
+            attrs.push(KeyValue::new("service.version", v));
+        }
+        if let Some(e) = self.environment.or_else(|| env("STRATA_ENV")) {
+            attrs.push(KeyValue::new("deployment.environment.name", e));
+        }
+        let resource = Resource::builder()
+            .with_service_name(service)
+            .with_attributes(attrs)
+            .build();
         let provider = SdkTracerProvider::builder()
             .with_batch_exporter(exporter)
-            .with_resource(Resource::builder().with_service_name(service).build())
+            .with_resource(resource)
             .build();
         Ok(OtlpGuard {
             provider,

@@ -29,6 +29,8 @@ fn spans_reach_the_collector_with_parents_and_the_json_lines_carry_their_ids() {
         .with_endpoint(receiver.grpc_endpoint())
         .with_protocol(Protocol::Grpc)
         .with_service_name("checkout")
+        .with_service_version("1.4.2")
+        .with_environment("staging")
         .start()
         .unwrap();
     let buf = Buf::default();
@@ -51,6 +53,13 @@ fn spans_reach_the_collector_with_parents_and_the_json_lines_carry_their_ids() {
     let request = spans.iter().find(|s| s.name == "request").unwrap();
     let db = spans.iter().find(|s| s.name == "db_query").unwrap();
     assert_eq!(request.service_name, "checkout");
+    assert_eq!(request.resource["service.version"], "1.4.2");
+    assert_eq!(request.resource["deployment.environment.name"], "staging");
+    assert_eq!(
+        request.resource["process.pid"],
+        std::process::id().to_string()
+    );
+    assert!(request.resource.contains_key("host.name"));
     assert_eq!(request.parent_span_id, "", "a root span");
     assert_eq!(
         db.parent_span_id, request.span_id,

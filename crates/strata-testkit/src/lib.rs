@@ -45,6 +45,8 @@ pub struct ReceivedSpan {
     pub attributes: BTreeMap<String, String>,
     /// The resource's `service.name`.
     pub service_name: String,
+    /// All resource attributes, values as text.
+    pub resource: BTreeMap<String, String>,
     /// The status code: 0 unset, 1 ok, 2 error.
     pub status_code: i32,
     /// The status message.
@@ -82,12 +84,17 @@ impl TraceService for Traces {
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
         let mut out = Vec::new();
         for rs in request.into_inner().resource_spans {
-            let service_name = rs
+            let resource: BTreeMap<String, String> = rs
                 .resource
                 .as_ref()
-                .and_then(|r| r.attributes.iter().find(|a| a.key == "service.name"))
-                .map(|a| text(a.value.as_ref()))
+                .map(|r| {
+                    r.attributes
+                        .iter()
+                        .map(|a| (a.key.clone(), text(a.value.as_ref())))
+                        .collect()
+                })
                 .unwrap_or_default();
+            let service_name = resource.get("service.name").cloned().unwrap_or_default();
             for ss in rs.scope_spans {
                 for s in ss.spans {
                     out.push(ReceivedSpan {
@@ -101,6 +108,7 @@ impl TraceService for Traces {
                             .map(|a| (a.key.clone(), text(a.value.as_ref())))
                             .collect(),
                         service_name: service_name.clone(),
+                        resource: resource.clone(),
                         status_code: s.status.as_ref().map_or(0, |st| st.code),
                         status_message: s.status.map(|st| st.message).unwrap_or_default(),
                     });
