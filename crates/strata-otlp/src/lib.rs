@@ -27,6 +27,9 @@
 //! propagation in the request middleware, semantic conventions, the local OTLP-JSON file,
 //! drop counters — comes next.
 
+mod batch;
+
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -34,7 +37,7 @@ use opentelemetry::KeyValue;
 use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
 use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::trace::SdkTracerProvider;
+use opentelemetry_sdk::trace::{SdkTracerProvider, SpanExporter};
 use strata_core::{TraceContext, store};
 use tracing_core::dispatcher::WeakDispatch;
 use tracing_core::span::{Attributes, Id};
@@ -174,6 +177,7 @@ impl Otlp {
         };
         let endpoint = self
             .endpoint
+            .clone()
             .or_else(|| env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
             .or_else(|| env("OTEL_EXPORTER_OTLP_ENDPOINT"))
             .unwrap_or_else(|| match protocol {
@@ -187,18 +191,9 @@ impl Otlp {
                 expected: "an http:// or https:// URL",
             });
         }
-        let service = self
-            .service_name
-            .or_else(|| env("OTEL_SERVICE_NAME"))
-            .or_else(|| env("STRATA_SERVICE"))
-            .unwrap_or_else(strata_core_service_name);
         // The gRPC exporter's channel lives on this runtime, so export works from the batch
         // processor's thread whatever runtime (if any) the application runs.
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("strata-otlp")
-            .enable_all()
-            .build()?;
+        let runtime = exporter_runtime()?;
         let exporter = {
             let _enter = runtime.enter();
             match protocol {
@@ -214,6 +209,41 @@ impl Otlp {
                     .build(),
             }
             .map_err(|e| OtlpError::Exporter(e.to_string()))?
+        };
+        self.start_on(exporter, runtime)
+    }
+
+    /// Starts with `exporter` instead of the OTLP one (a custom exporter; benchmarks use a
+    /// no-op one), on the same batch processor.
+    ///
+    /// # Errors
+    ///
+    /// [`OtlpError::Runtime`] when the exporter's runtime or thread cannot start.
+    pub fn start_with_exporter<E: SpanExporter + 'static>(
+        self,
+        exporter: E,
+    ) -> Result<OtlpGuard, OtlpError> {
+        let runtime = exporter_runtime()?;
+        self.start_on(exporter, runtime)
+    }
+
+    fn start_on<E: SpanExporter + 'static>(
+        self,
+        mut exporter: E,
+        runtime: tokio::runtime::Runtime,
+    ) -> Result<OtlpGuard, OtlpError> {
+        let service = self
+            .service_name
+            .or_else(|| env("OTEL_SERVICE_NAME"))
+            .or_else(|| env("STRATA_SERVICE"))
+            .unwrap_or_else(strata_core_service_name);
+        let queue = match env("OTEL_BSP_MAX_QUEUE_SIZE") {
+            None => 2048,
+            Some(v) => v.parse::<usize>().ok().filter(|n| *n > 0).ok_or(OtlpError::Invalid {
+                setting: "OTEL_BSP_MAX_QUEUE_SIZE",
+                value: v,
+                expected: "a positive number of spans",
+            })?,
         };
         // The SDK's builder also reads OTEL_RESOURCE_ATTRIBUTES; ours come on top.
         let mut attrs = vec![KeyValue::new("process.pid", i64::from(std::process::id()))];
@@ -234,15 +264,32 @@ impl Otlp {
             .with_service_name(service)
             .with_attributes(attrs)
             .build();
+        exporter.set_resource(&resource);
+        let counters = Arc::new(batch::Counters::default());
+        let processor = batch::BatchProcessor::spawn(
+            exporter,
+            queue,
+            Arc::clone(&counters),
+            runtime.handle().clone(),
+        )?;
         let provider = SdkTracerProvider::builder()
-            .with_batch_exporter(exporter)
+            .with_span_processor(processor)
             .with_resource(resource)
             .build();
         Ok(OtlpGuard {
             provider,
+            counters,
             runtime: Some(runtime),
         })
     }
+}
+
+fn exporter_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("strata-otlp")
+        .enable_all()
+        .build()
 }
 
 fn strata_core_service_name() -> String {
@@ -256,6 +303,7 @@ fn strata_core_service_name() -> String {
 #[must_use = "dropping the guard shuts the exporter down; hold it until the end of main"]
 pub struct OtlpGuard {
     provider: SdkTracerProvider,
+    counters: Arc<batch::Counters>,
     runtime: Option<tokio::runtime::Runtime>,
 }
 
@@ -276,6 +324,21 @@ impl OtlpGuard {
         tracing_opentelemetry::layer()
             .with_tracer(tracer)
             .and_then(TraceIds::default())
+    }
+
+    /// Spans exported so far.
+    pub fn exported_spans(&self) -> u64 {
+        self.counters.exported.load(Ordering::Relaxed)
+    }
+
+    /// Spans dropped because the queue (`OTEL_BSP_MAX_QUEUE_SIZE`, default 2048) was full.
+    pub fn dropped_spans(&self) -> u64 {
+        self.counters.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Spans whose export failed.
+    pub fn failed_spans(&self) -> u64 {
+        self.counters.failed.load(Ordering::Relaxed)
     }
 
     /// Exports what is buffered, waiting at most about `timeout` (on a thread of its own, so

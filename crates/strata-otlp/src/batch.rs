@@ -1,0 +1,183 @@
+//! strata's batch span processor: a finished span is pushed into a shared buffer under a short
+//! lock (the exporter thread is woken only when the buffer was empty), and a thread of its own
+//! exports whole batches. A full buffer drops the span and counts it — never blocks the caller.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use opentelemetry::Context;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
+use opentelemetry_sdk::trace::{Span, SpanData, SpanExporter, SpanProcessor};
+
+/// Spans handed to the exporter at most per call.
+const MAX_BATCH: usize = 512;
+
+#[derive(Debug, Default)]
+struct State {
+    buf: Vec<SpanData>,
+    /// Spans accepted so far, and spans exported (or failed) so far: for flush.
+    accepted: u64,
+    done: u64,
+    shutdown: bool,
+}
+
+/// What the processor has done so far.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) exported: AtomicU64,
+    pub(crate) dropped: AtomicU64,
+    pub(crate) failed: AtomicU64,
+}
+
+#[derive(Debug)]
+struct Shared {
+    state: Mutex<State>,
+    wake: Condvar,
+    done: Condvar,
+    capacity: usize,
+    counters: Arc<Counters>,
+    reported: AtomicBool,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The processor handed to the SDK's tracer provider.
+#[derive(Debug)]
+pub(crate) struct BatchProcessor {
+    shared: Arc<Shared>,
+}
+
+impl BatchProcessor {
+    /// Starts the export thread; `block_on` runs the exporter's futures (on the exporter's
+    /// runtime).
+    pub(crate) fn spawn<E>(
+        exporter: E,
+        capacity: usize,
+        counters: Arc<Counters>,
+        handle: tokio::runtime::Handle,
+    ) -> std::io::Result<BatchProcessor>
+    where
+        E: SpanExporter + 'static,
+    {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::default()),
+            wake: Condvar::new(),
+            done: Condvar::new(),
+            capacity: capacity.max(1),
+            counters,
+            reported: AtomicBool::new(false),
+        });
+        let worker = Arc::clone(&shared);
+        std::thread::Builder::new()
+            .name("strata-otlp-export".to_owned())
+            .spawn(move || run(&worker, &exporter, &handle))?;
+        Ok(BatchProcessor { shared })
+    }
+
+    /// Waits until everything accepted before the call is exported, or `deadline`.
+    fn wait_done(&self, deadline: Instant) -> bool {
+        let mut st = self.shared.lock();
+        let target = st.accepted;
+        while st.done < target {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            st = self
+                .shared
+                .done
+                .wait_timeout(st, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        true
+    }
+}
+
+fn run<E: SpanExporter>(shared: &Shared, exporter: &E, handle: &tokio::runtime::Handle) {
+    let mut batch: Vec<SpanData> = Vec::with_capacity(MAX_BATCH);
+    loop {
+        let mut st = shared.lock();
+        while st.buf.is_empty() && !st.shutdown {
+            st = shared.wake.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+        if st.buf.is_empty() && st.shutdown {
+            return;
+        }
+        std::mem::swap(&mut st.buf, &mut batch);
+        drop(st);
+        let n = batch.len() as u64;
+        while !batch.is_empty() {
+            // Hand over whole vectors (no copies), at most MAX_BATCH spans each.
+            let rest = batch.split_off(batch.len().min(MAX_BATCH));
+            let chunk = std::mem::replace(&mut batch, rest);
+            let len = chunk.len() as u64;
+            match handle.block_on(exporter.export(chunk)) {
+                Ok(()) => _ = shared.counters.exported.fetch_add(len, Ordering::Relaxed),
+                Err(e) => {
+                    shared.counters.failed.fetch_add(len, Ordering::Relaxed);
+                    if !shared.reported.swap(true, Ordering::Relaxed) {
+                        eprintln!(
+                            "strata-otlp: exporting spans failed: {e}; further failures are only counted"
+                        );
+                    }
+                }
+            }
+        }
+        let mut st = shared.lock();
+        st.done += n;
+        drop(st);
+        shared.done.notify_all();
+    }
+}
+
+impl SpanProcessor for BatchProcessor {
+    fn on_start(&self, _span: &mut Span, _cx: &Context) {}
+
+    fn on_end(&self, span: SpanData) {
+        if !span.span_context.is_sampled() {
+            return;
+        }
+        let mut st = self.shared.lock();
+        if st.shutdown || st.buf.len() >= self.shared.capacity {
+            drop(st);
+            self.shared.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let was_empty = st.buf.is_empty();
+        st.buf.push(span);
+        st.accepted += 1;
+        drop(st);
+        if was_empty {
+            self.shared.wake.notify_one();
+        }
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        if self.wait_done(Instant::now() + Duration::from_secs(10)) {
+            Ok(())
+        } else {
+            Err(OTelSdkError::Timeout(Duration::from_secs(10)))
+        }
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        let deadline = Instant::now() + timeout;
+        let flushed = self.wait_done(deadline);
+        self.shared.lock().shutdown = true;
+        self.shared.wake.notify_all();
+        if flushed {
+            Ok(())
+        } else {
+            Err(OTelSdkError::Timeout(timeout))
+        }
+    }
+
+    fn set_resource(&mut self, _resource: &Resource) {}
+}
