@@ -1,6 +1,7 @@
 //! strata's batch span processor: a finished span is pushed into a shared buffer under a short
-//! lock (the exporter thread is woken only when the buffer was empty), and a thread of its own
-//! exports whole batches. A full buffer drops the span and counts it — never blocks the caller.
+//! lock, and a thread of its own exports whole batches — when a batch is full, on a timer, or
+//! on flush. Callers wake the thread only when a batch fills (a wake-up is a system call), and a
+//! full buffer drops the span and counts it — the caller never waits.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -21,6 +22,8 @@ struct State {
     accepted: u64,
     done: u64,
     shutdown: bool,
+    /// A flush is waiting: export what there is now.
+    flush: bool,
 }
 
 /// What the processor has done so far.
@@ -37,6 +40,7 @@ struct Shared {
     wake: Condvar,
     done: Condvar,
     capacity: usize,
+    delay: Duration,
     counters: Arc<Counters>,
     reported: AtomicBool,
 }
@@ -44,6 +48,11 @@ struct Shared {
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The buffered spans that wake the export thread: a batch, or half the queue if smaller.
+    fn threshold(&self) -> usize {
+        MAX_BATCH.min(self.capacity.div_ceil(2))
     }
 }
 
@@ -59,6 +68,7 @@ impl BatchProcessor {
     pub(crate) fn spawn<E>(
         exporter: E,
         capacity: usize,
+        delay: Duration,
         counters: Arc<Counters>,
         handle: tokio::runtime::Handle,
     ) -> std::io::Result<BatchProcessor>
@@ -70,6 +80,7 @@ impl BatchProcessor {
             wake: Condvar::new(),
             done: Condvar::new(),
             capacity: capacity.max(1),
+            delay,
             counters,
             reported: AtomicBool::new(false),
         });
@@ -84,6 +95,10 @@ impl BatchProcessor {
     fn wait_done(&self, deadline: Instant) -> bool {
         let mut st = self.shared.lock();
         let target = st.accepted;
+        if st.done < target {
+            st.flush = true;
+            self.shared.wake.notify_one();
+        }
         while st.done < target {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -104,12 +119,25 @@ fn run<E: SpanExporter>(shared: &Shared, exporter: &E, handle: &tokio::runtime::
     let mut batch: Vec<SpanData> = Vec::with_capacity(MAX_BATCH);
     loop {
         let mut st = shared.lock();
-        while st.buf.is_empty() && !st.shutdown {
-            st = shared.wake.wait(st).unwrap_or_else(|e| e.into_inner());
+        let due = Instant::now() + shared.delay;
+        // Sleep until a batch is full, the timer runs out (with something to send), a flush
+        // or shutdown.
+        while st.buf.len() < shared.threshold() && !st.shutdown && !st.flush {
+            let left = due.saturating_duration_since(Instant::now());
+            if left.is_zero() && !st.buf.is_empty() {
+                break;
+            }
+            let wait = if left.is_zero() { shared.delay } else { left };
+            st = shared
+                .wake
+                .wait_timeout(st, wait)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
         if st.buf.is_empty() && st.shutdown {
             return;
         }
+        st.flush = false;
         std::mem::swap(&mut st.buf, &mut batch);
         drop(st);
         let n = batch.len() as u64;
@@ -150,11 +178,11 @@ impl SpanProcessor for BatchProcessor {
             self.shared.counters.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        let was_empty = st.buf.is_empty();
         st.buf.push(span);
         st.accepted += 1;
+        let full = st.buf.len() == self.shared.threshold();
         drop(st);
-        if was_empty {
+        if full {
             self.shared.wake.notify_one();
         }
     }

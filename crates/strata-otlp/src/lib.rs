@@ -266,9 +266,22 @@ impl Otlp {
             .build();
         exporter.set_resource(&resource);
         let counters = Arc::new(batch::Counters::default());
+        let delay = match env("OTEL_BSP_SCHEDULE_DELAY") {
+            None => Duration::from_millis(500),
+            Some(v) => v
+                .parse::<u64>()
+                .ok()
+                .map(Duration::from_millis)
+                .ok_or(OtlpError::Invalid {
+                    setting: "OTEL_BSP_SCHEDULE_DELAY",
+                    value: v,
+                    expected: "milliseconds",
+                })?,
+        };
         let processor = batch::BatchProcessor::spawn(
             exporter,
             queue,
+            delay,
             Arc::clone(&counters),
             runtime.handle().clone(),
         )?;
