@@ -32,7 +32,9 @@ fn one_span() {
 
 fn span(c: &mut Criterion) {
     let mut g = c.benchmark_group("span_export");
-    let peer = SdkTracerProvider::builder().with_batch_exporter(Noop).build();
+    let peer = SdkTracerProvider::builder()
+        .with_batch_exporter(Noop)
+        .build();
     let peer_dispatch = tracing::Dispatch::new(
         tracing_subscriber::registry()
             .with(tracing_opentelemetry::layer().with_tracer(peer.tracer("bench"))),

@@ -239,11 +239,15 @@ impl Otlp {
             .unwrap_or_else(strata_core_service_name);
         let queue = match env("OTEL_BSP_MAX_QUEUE_SIZE") {
             None => 2048,
-            Some(v) => v.parse::<usize>().ok().filter(|n| *n > 0).ok_or(OtlpError::Invalid {
-                setting: "OTEL_BSP_MAX_QUEUE_SIZE",
-                value: v,
-                expected: "a positive number of spans",
-            })?,
+            Some(v) => v
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or(OtlpError::Invalid {
+                    setting: "OTEL_BSP_MAX_QUEUE_SIZE",
+                    value: v,
+                    expected: "a positive number of spans",
+                })?,
         };
         // The SDK's builder also reads OTEL_RESOURCE_ATTRIBUTES; ours come on top.
         let mut attrs = vec![KeyValue::new("process.pid", i64::from(std::process::id()))];
@@ -268,15 +272,16 @@ impl Otlp {
         let counters = Arc::new(batch::Counters::default());
         let delay = match env("OTEL_BSP_SCHEDULE_DELAY") {
             None => Duration::from_millis(500),
-            Some(v) => v
-                .parse::<u64>()
-                .ok()
-                .map(Duration::from_millis)
-                .ok_or(OtlpError::Invalid {
-                    setting: "OTEL_BSP_SCHEDULE_DELAY",
-                    value: v,
-                    expected: "milliseconds",
-                })?,
+            Some(v) => {
+                v.parse::<u64>()
+                    .ok()
+                    .map(Duration::from_millis)
+                    .ok_or(OtlpError::Invalid {
+                        setting: "OTEL_BSP_SCHEDULE_DELAY",
+                        value: v,
+                        expected: "milliseconds",
+                    })?
+            }
         };
         let processor = batch::BatchProcessor::spawn(
             exporter,

@@ -50,7 +50,14 @@ fn spans_reach_the_collector_with_parents_and_the_json_lines_carry_their_ids() {
     assert!(otlp.flush(Duration::from_secs(10)), "flush timed out");
     let spans = receiver.wait_for_spans(2, Duration::from_secs(10));
     assert_eq!(spans.len(), 2, "{spans:#?}");
-    assert_eq!((otlp.exported_spans(), otlp.dropped_spans(), otlp.failed_spans()), (2, 0, 0));
+    assert_eq!(
+        (
+            otlp.exported_spans(),
+            otlp.dropped_spans(),
+            otlp.failed_spans()
+        ),
+        (2, 0, 0)
+    );
     let request = spans.iter().find(|s| s.name == "request").unwrap();
     let db = spans.iter().find(|s| s.name == "db_query").unwrap();
     assert_eq!(request.service_name, "checkout");
