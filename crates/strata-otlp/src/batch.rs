@@ -63,14 +63,15 @@ pub(crate) struct BatchProcessor {
 }
 
 impl BatchProcessor {
-    /// Starts the export thread; `block_on` runs the exporter's futures (on the exporter's
-    /// runtime).
+    /// Starts the export thread. The exporter's futures run on `handle` (the gRPC exporter
+    /// needs a tokio runtime) or, without one, on the thread itself (the blocking HTTP client
+    /// must not run inside a runtime).
     pub(crate) fn spawn<E>(
         exporter: E,
         capacity: usize,
         delay: Duration,
         counters: Arc<Counters>,
-        handle: tokio::runtime::Handle,
+        handle: Option<tokio::runtime::Handle>,
     ) -> std::io::Result<BatchProcessor>
     where
         E: SpanExporter + 'static,
@@ -87,7 +88,7 @@ impl BatchProcessor {
         let worker = Arc::clone(&shared);
         std::thread::Builder::new()
             .name("strata-otlp-export".to_owned())
-            .spawn(move || run(&worker, &exporter, &handle))?;
+            .spawn(move || run(&worker, &exporter, handle.as_ref()))?;
         Ok(BatchProcessor { shared })
     }
 
@@ -115,7 +116,26 @@ impl BatchProcessor {
     }
 }
 
-fn run<E: SpanExporter>(shared: &Shared, exporter: &E, handle: &tokio::runtime::Handle) {
+/// Runs a future to completion on this thread, parking it while the future waits.
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let mut f = std::pin::pin!(f);
+    let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = std::task::Context::from_waker(&waker);
+    loop {
+        if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::park();
+    }
+}
+
+fn run<E: SpanExporter>(shared: &Shared, exporter: &E, handle: Option<&tokio::runtime::Handle>) {
     let mut batch: Vec<SpanData> = Vec::with_capacity(MAX_BATCH);
     loop {
         let mut st = shared.lock();
@@ -146,7 +166,11 @@ fn run<E: SpanExporter>(shared: &Shared, exporter: &E, handle: &tokio::runtime::
             let rest = batch.split_off(batch.len().min(MAX_BATCH));
             let chunk = std::mem::replace(&mut batch, rest);
             let len = chunk.len() as u64;
-            match handle.block_on(exporter.export(chunk)) {
+            let result = match handle {
+                Some(h) => h.block_on(exporter.export(chunk)),
+                None => block_on(exporter.export(chunk)),
+            };
+            match result {
                 Ok(()) => _ = shared.counters.exported.fetch_add(len, Ordering::Relaxed),
                 Err(e) => {
                     shared.counters.failed.fetch_add(len, Ordering::Relaxed);

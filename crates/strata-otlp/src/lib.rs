@@ -210,7 +210,8 @@ impl Otlp {
             }
             .map_err(|e| OtlpError::Exporter(e.to_string()))?
         };
-        self.start_on(exporter, runtime)
+        let handle = (protocol == Protocol::Grpc).then(|| runtime.handle().clone());
+        self.start_on(exporter, runtime, handle)
     }
 
     /// Starts with `exporter` instead of the OTLP one (a custom exporter; benchmarks use a
@@ -224,13 +225,15 @@ impl Otlp {
         exporter: E,
     ) -> Result<OtlpGuard, OtlpError> {
         let runtime = exporter_runtime()?;
-        self.start_on(exporter, runtime)
+        let handle = runtime.handle().clone();
+        self.start_on(exporter, runtime, Some(handle))
     }
 
     fn start_on<E: SpanExporter + 'static>(
         self,
         mut exporter: E,
         runtime: tokio::runtime::Runtime,
+        handle: Option<tokio::runtime::Handle>,
     ) -> Result<OtlpGuard, OtlpError> {
         let service = self
             .service_name
@@ -283,13 +286,8 @@ impl Otlp {
                     })?
             }
         };
-        let processor = batch::BatchProcessor::spawn(
-            exporter,
-            queue,
-            delay,
-            Arc::clone(&counters),
-            runtime.handle().clone(),
-        )?;
+        let processor =
+            batch::BatchProcessor::spawn(exporter, queue, delay, Arc::clone(&counters), handle)?;
         let provider = SdkTracerProvider::builder()
             .with_span_processor(processor)
             .with_resource(resource)

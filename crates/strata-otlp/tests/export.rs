@@ -126,3 +126,27 @@ fn shutdown_inside_a_current_thread_runtime_with_the_collector_down_completes() 
         .recv_timeout(Duration::from_secs(60))
         .expect("shutdown on a current-thread runtime hung");
 }
+
+#[test]
+fn spans_reach_the_collector_over_http_protobuf() {
+    let receiver = OtlpReceiver::start().unwrap();
+    let otlp = Otlp::new()
+        .with_endpoint(receiver.http_traces_endpoint())
+        .with_protocol(Protocol::HttpProtobuf)
+        .with_service_name("billing")
+        .start()
+        .unwrap();
+    let subscriber = tracing_subscriber::registry()
+        .with(strata_core::StoreLayer::default())
+        .with(otlp.layer());
+    tracing::subscriber::with_default(subscriber, || {
+        tracing::info_span!("invoice", invoice_id = 7).in_scope(|| tracing::info!("sent"));
+    });
+    assert!(otlp.flush(Duration::from_secs(10)));
+    let spans = receiver.wait_for_spans(1, Duration::from_secs(10));
+    assert_eq!(spans.len(), 1, "{spans:#?}");
+    assert_eq!(spans[0].name, "invoice");
+    assert_eq!(spans[0].service_name, "billing");
+    assert_eq!(spans[0].attributes["invoice_id"], "7");
+    assert_eq!(spans[0].trace_id.len(), 32);
+}

@@ -13,7 +13,8 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 //!
-//! Status: traces over gRPC. HTTP (protobuf and JSON), logs and metrics come with the rest of
+//! Traces arrive over OTLP/gRPC ([`OtlpReceiver::grpc_endpoint`]) or OTLP/HTTP with protobuf or
+//! JSON bodies ([`OtlpReceiver::http_traces_endpoint`]). Logs and metrics come with the rest of
 //! strata-otlp.
 
 use std::collections::BTreeMap;
@@ -82,8 +83,18 @@ impl TraceService for Traces {
         &self,
         request: tonic::Request<ExportTraceServiceRequest>,
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        self.0.take(request.into_inner());
+        Ok(tonic::Response::new(ExportTraceServiceResponse {
+            partial_success: None,
+        }))
+    }
+}
+
+impl Store {
+    /// Records the spans of one export request.
+    fn take(&self, request: ExportTraceServiceRequest) {
         let mut out = Vec::new();
-        for rs in request.into_inner().resource_spans {
+        for rs in request.resource_spans {
             let resource: BTreeMap<String, String> = rs
                 .resource
                 .as_ref()
@@ -115,15 +126,39 @@ impl TraceService for Traces {
                 }
             }
         }
-        self.0
-            .spans
+        self.spans
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .extend(out);
-        *self.0.requests.lock().unwrap_or_else(|e| e.into_inner()) += 1;
-        Ok(tonic::Response::new(ExportTraceServiceResponse {
-            partial_success: None,
-        }))
+        *self.requests.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+    }
+}
+
+/// OTLP/HTTP `POST /v1/traces`: protobuf (`application/x-protobuf`) or JSON bodies.
+async fn http_traces(
+    axum::extract::State(store): axum::extract::State<Arc<Store>>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> (axum::http::StatusCode, Vec<u8>) {
+    use prost::Message as _;
+    let json = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    let request = if json {
+        serde_json::from_slice::<ExportTraceServiceRequest>(&body).map_err(|e| e.to_string())
+    } else {
+        ExportTraceServiceRequest::decode(body.as_ref()).map_err(|e| e.to_string())
+    };
+    match request {
+        Ok(r) => {
+            store.take(r);
+            let response = ExportTraceServiceResponse {
+                partial_success: None,
+            };
+            (axum::http::StatusCode::OK, response.encode_to_vec())
+        }
+        Err(e) => (axum::http::StatusCode::BAD_REQUEST, e.into_bytes()),
     }
 }
 
@@ -131,6 +166,7 @@ impl TraceService for Traces {
 /// dropped.
 pub struct OtlpReceiver {
     addr: SocketAddr,
+    http_addr: SocketAddr,
     store: Arc<Store>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     runtime: Option<tokio::runtime::Runtime>,
@@ -158,9 +194,15 @@ impl OtlpReceiver {
             .build()?;
         let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
         let addr = listener.local_addr()?;
+        let http = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+        let http_addr = http.local_addr()?;
         let store = Arc::new(Store::default());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let service = TraceServiceServer::new(Traces(Arc::clone(&store)));
+        let app = axum::Router::new()
+            .route("/v1/traces", axum::routing::post(http_traces))
+            .with_state(Arc::clone(&store));
+        runtime.spawn(async move { axum::serve(http, app).await });
         runtime.spawn(async move {
             let incoming = tonic::transport::server::TcpIncoming::from(listener);
             let _ = tonic::transport::Server::builder()
@@ -172,6 +214,7 @@ impl OtlpReceiver {
         });
         Ok(OtlpReceiver {
             addr,
+            http_addr,
             store,
             shutdown: Some(tx),
             runtime: Some(runtime),
@@ -181,6 +224,11 @@ impl OtlpReceiver {
     /// Where the gRPC endpoint listens: `http://127.0.0.1:PORT`.
     pub fn grpc_endpoint(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// The OTLP/HTTP traces endpoint: `http://127.0.0.1:PORT/v1/traces`.
+    pub fn http_traces_endpoint(&self) -> String {
+        format!("http://{}/v1/traces", self.http_addr)
     }
 
     /// The spans received so far.
