@@ -28,6 +28,11 @@
 //! drop counters — comes next.
 
 mod batch;
+#[cfg(feature = "request-id")]
+mod propagation;
+
+#[cfg(feature = "request-id")]
+pub use propagation::install_propagation;
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
@@ -40,7 +45,7 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::{SdkTracerProvider, SpanExporter};
 use strata_core::{TraceContext, store};
 use tracing_core::dispatcher::WeakDispatch;
-use tracing_core::span::{Attributes, Id};
+use tracing_core::span::Id;
 use tracing_core::{Dispatch, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
@@ -390,12 +395,11 @@ impl Drop for OtlpGuard {
     }
 }
 
-/// Copies each new span's OpenTelemetry trace and span IDs into strata-core's span store.
+/// Copies each span's OpenTelemetry trace and span IDs into strata-core's span store.
 /// Must come after tracing-opentelemetry's layer ([`OtlpGuard::layer`] composes them so).
 #[derive(Clone, Default)]
 struct TraceIds {
     dispatch: Arc<OnceLock<WeakDispatch>>,
-    id: Arc<OnceLock<u64>>,
 }
 
 impl<S> Layer<S> for TraceIds
@@ -406,7 +410,18 @@ where
         let _ = self.dispatch.set(subscriber.downgrade());
     }
 
-    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+    // Filled at the span's first entry, not its creation: until then its parent may still be
+    // set (an incoming `traceparent`), and building the OpenTelemetry span earlier would fix it.
+    fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        if span
+            .extensions()
+            .get::<store::SpanFields>()
+            .is_some_and(|f| f.trace_context().is_some())
+        {
+            return;
+        }
+        drop(span);
         let Some(dispatch) = self.dispatch.get().and_then(WeakDispatch::upgrade) else {
             return;
         };
@@ -420,11 +435,13 @@ where
         }
         let Some(span) = ctx.span(id) else { return };
         let mut ext = span.extensions_mut();
-        let owner = *self.id.get_or_init(store::next_id);
-        store::fields_mut(&mut ext, attrs, owner).set_trace_context(TraceContext::new(
-            sc.trace_id().to_bytes(),
-            sc.span_id().to_bytes(),
-            sc.is_sampled(),
-        ));
+        // The store layer (strata's first layer) created the fields at the span's creation.
+        if let Some(fields) = ext.get_mut::<store::SpanFields>() {
+            fields.set_trace_context(TraceContext::new(
+                sc.trace_id().to_bytes(),
+                sc.span_id().to_bytes(),
+                sc.is_sampled(),
+            ));
+        }
     }
 }

@@ -23,6 +23,37 @@ pub trait Injector: Send + Sync + 'static {
 
 static INJECTORS: RwLock<Vec<Arc<dyn Injector>>> = RwLock::new(Vec::new());
 
+/// Continues what the caller started from an incoming request's headers — strata-otlp's W3C
+/// `traceparent` extractor sets the request span's parent. Run by the server middleware right
+/// after it creates the request span, before the span is entered.
+pub trait Extractor: Send + Sync + 'static {
+    /// Reads `headers` and adjusts `span` (the request span).
+    fn extract(&self, headers: &HeaderMap, span: &tracing::Span);
+}
+
+static EXTRACTORS: RwLock<Vec<Arc<dyn Extractor>>> = RwLock::new(Vec::new());
+static HAS_EXTRACTORS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Registers an [`Extractor`] run by the server middleware for every request.
+pub fn add_extractor(extractor: impl Extractor) {
+    EXTRACTORS
+        .write()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(Arc::new(extractor));
+    HAS_EXTRACTORS.store(true, std::sync::atomic::Ordering::Release);
+}
+
+/// Runs the registered extractors on a new request span.
+pub(crate) fn extract(headers: &HeaderMap, span: &tracing::Span) {
+    if !HAS_EXTRACTORS.load(std::sync::atomic::Ordering::Acquire) {
+        return;
+    }
+    let extractors = EXTRACTORS.read().unwrap_or_else(|e| e.into_inner()).clone();
+    for e in &extractors {
+        e.extract(headers, span);
+    }
+}
+
 /// Registers an [`Injector`] run by every [`inject`] call, after the request ID.
 pub fn add_injector(injector: impl Injector) {
     INJECTORS

@@ -42,7 +42,9 @@ mod context;
 mod id;
 mod server;
 
-pub use client::{Injector, Propagate, PropagateLayer, add_injector, inject, inject_as};
+pub use client::{
+    Extractor, Injector, Propagate, PropagateLayer, add_extractor, add_injector, inject, inject_as,
+};
 pub use context::{
     JobContext, REQUEST_ID_FIELD, USER_ID_FIELD, current_request_id, record_user, request_span,
     spawn, spawn_blocking,

@@ -225,6 +225,8 @@ where
             duration_ms = Empty,
             request_id.rejected = rejected.as_deref(),
         );
+        // A trace the caller started continues here (W3C traceparent, via strata-otlp).
+        crate::client::extract(req.headers(), &span);
         let header =
             HeaderValue::from_str(id.as_str()).expect("request IDs are valid header values");
         req.headers_mut()
