@@ -46,6 +46,7 @@ fn spans_reach_the_collector_with_parents_and_the_json_lines_carry_their_ids() {
         let db = tracing::info_span!("db_query", db.system = "postgresql");
         let _d = db.enter();
         tracing::info!("querying");
+        tracing::error!("connection reset");
     });
     assert!(otlp.flush(Duration::from_secs(10)), "flush timed out");
     let spans = receiver.wait_for_spans(2, Duration::from_secs(10));
@@ -76,6 +77,9 @@ fn spans_reach_the_collector_with_parents_and_the_json_lines_carry_their_ids() {
     assert_eq!(db.trace_id, request.trace_id, "one trace");
     assert_eq!(request.attributes["request_id"], "req-1");
     assert_eq!(request.attributes["user_id"], "42");
+    // An ERROR event marks its span as failed.
+    assert_eq!(db.status_code, 2, "{db:#?}");
+    assert_eq!(request.status_code, 0);
 
     let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
     let lines: Vec<serde_json::Value> = text
