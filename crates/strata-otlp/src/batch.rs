@@ -182,6 +182,9 @@ fn run<E: SpanExporter>(shared: &Shared, exporter: &E, handle: Option<&tokio::ru
                 }
             }
         }
+        // The vector went to the exporter: callers get one with room for a whole batch, so
+        // pushing never regrows (and copies) their spans.
+        batch = Vec::with_capacity(MAX_BATCH);
         let mut st = shared.lock();
         st.done += n;
         drop(st);
