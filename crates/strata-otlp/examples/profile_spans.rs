@@ -16,7 +16,10 @@ impl SpanExporter for Noop {
 }
 
 fn main() {
-    let n: u64 = std::env::args().nth(1).and_then(|n| n.parse().ok()).unwrap_or(100_000);
+    let n: u64 = std::env::args()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(100_000);
     let otlp = strata_otlp::Otlp::new().start_with_exporter(Noop).unwrap();
     let dispatch = tracing::Dispatch::new(
         tracing_subscriber::registry()
