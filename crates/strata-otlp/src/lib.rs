@@ -21,13 +21,17 @@
 //! # Ok::<(), strata_otlp::OtlpError>(())
 //! ```
 //!
-//! Status: traces over gRPC and HTTP/protobuf with a resource (`service.name`,
+//! With no endpoint configured (in code or `OTEL_EXPORTER_OTLP_*`), spans go to a local file as
+//! OTLP/JSON lines instead ([`Otlp::with_file`]). W3C TraceContext propagation through
+//! strata-request-id is one call: [`install_propagation`].
+//!
+//! Status: traces over gRPC, HTTP/protobuf or the local file, with a resource (`service.name`,
 //! `service.version`, `deployment.environment.name`, `host.name`, `process.pid`, plus
-//! `OTEL_RESOURCE_ATTRIBUTES`), and trace IDs in JSON lines. The rest of the issue — logs bridge, resource attributes, the full `OTEL_*` set,
-//! propagation in the request middleware, semantic conventions, the local OTLP-JSON file,
-//! drop counters — comes next.
+//! `OTEL_RESOURCE_ATTRIBUTES`), trace IDs in JSON lines, W3C propagation, counted drops. The
+//! logs bridge, Baggage, HTTP semantic-convention names and the rest of `OTEL_*` come next.
 
 mod batch;
+mod file;
 #[cfg(feature = "request-id")]
 mod propagation;
 
@@ -86,6 +90,7 @@ pub enum OtlpError {
 #[derive(Debug, Clone)]
 pub struct Otlp {
     endpoint: Option<String>,
+    file: Option<(std::path::PathBuf, u64)>,
     protocol: Option<Protocol>,
     service_name: Option<String>,
     service_version: Option<String>,
@@ -108,6 +113,7 @@ impl Otlp {
     pub fn new() -> Self {
         Otlp {
             endpoint: None,
+            file: None,
             protocol: None,
             service_name: None,
             service_version: None,
@@ -122,6 +128,16 @@ impl Otlp {
     #[must_use]
     pub fn with_endpoint(mut self, endpoint: impl Into<String>) -> Self {
         self.endpoint = Some(endpoint.into());
+        self
+    }
+
+    /// Appends spans to a local file as OTLP/JSON lines instead of sending them, keeping at
+    /// most about twice `max_bytes` (the file and one previous). This is also what happens
+    /// when no endpoint is set in code or the environment: `STRATA_TRACES_FILE`, or
+    /// `.strata/traces.jsonl`, 50 MB.
+    #[must_use]
+    pub fn with_file(mut self, path: impl Into<std::path::PathBuf>, max_bytes: u64) -> Self {
+        self.file = Some((path.into(), max_bytes));
         self
     }
 
@@ -184,11 +200,21 @@ impl Otlp {
             .endpoint
             .clone()
             .or_else(|| env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
-            .or_else(|| env("OTEL_EXPORTER_OTLP_ENDPOINT"))
-            .unwrap_or_else(|| match protocol {
-                Protocol::Grpc => "http://localhost:4317".to_owned(),
-                Protocol::HttpProtobuf => "http://localhost:4318/v1/traces".to_owned(),
+            .or_else(|| env("OTEL_EXPORTER_OTLP_ENDPOINT"));
+        // No collector configured (or a file asked for): the local OTLP/JSON file.
+        let Some(endpoint) = endpoint.filter(|_| self.file.is_none()) else {
+            let (path, max) = self.file.clone().unwrap_or_else(|| {
+                (
+                    env("STRATA_TRACES_FILE").map_or_else(
+                        || std::path::PathBuf::from(".strata").join("traces.jsonl"),
+                        std::path::PathBuf::from,
+                    ),
+                    50_000_000,
+                )
             });
+            let runtime = exporter_runtime()?;
+            return self.start_on(file::FileExporter::new(path, max), runtime, None);
+        };
         if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
             return Err(OtlpError::Invalid {
                 setting: "endpoint",
