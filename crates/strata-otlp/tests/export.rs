@@ -154,3 +154,43 @@ fn spans_reach_the_collector_over_http_protobuf() {
     assert_eq!(spans[0].attributes["invoice_id"], "7");
     assert_eq!(spans[0].trace_id.len(), 32);
 }
+
+#[test]
+fn a_black_holed_collector_never_holds_up_the_caller_and_drops_are_counted() {
+    // Accepts connections (the kernel does) but never answers.
+    let hole = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", hole.local_addr().unwrap());
+    let otlp = Otlp::new()
+        .with_endpoint(endpoint)
+        .with_protocol(Protocol::Grpc)
+        .start()
+        .unwrap();
+    let layer = otlp.layer();
+    let total = 20_000_u64;
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let caller = std::thread::spawn(move || {
+        let subscriber = tracing_subscriber::registry()
+            .with(strata_core::StoreLayer::default())
+            .with(layer);
+        tracing::subscriber::with_default(subscriber, || {
+            for i in 0..total {
+                tracing::info_span!("work", i).in_scope(|| {});
+            }
+        });
+        done_tx.send(()).unwrap();
+    });
+    done_rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the caller was held up by a collector that never answers");
+    caller.join().unwrap();
+    // The queue (2048) and the batch in flight filled while the export thread waited on the
+    // collector: the rest were
+    // dropped and counted; nothing grew without bound.
+    assert!(otlp.dropped_spans() > 0, "nothing dropped");
+    assert!(
+        otlp.dropped_spans() + 2 * 2048 >= total,
+        "dropped {} of {total}",
+        otlp.dropped_spans()
+    );
+    drop(hole);
+}
