@@ -135,8 +135,55 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
     }
 }
 
+/// Says in the logs (at most once a second) how many spans were dropped or failed since the
+/// last report. Target `strata_otlp`: never sent to network sinks.
+#[derive(Default)]
+struct Reporter {
+    last: Option<Instant>,
+    dropped: u64,
+    failed: u64,
+}
+
+impl Reporter {
+    fn report(&mut self, counters: &Counters) {
+        if self
+            .last
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
+        {
+            return;
+        }
+        let dropped = counters.dropped.load(Ordering::Relaxed);
+        let failed = counters.failed.load(Ordering::Relaxed);
+        let (new_dropped, new_failed) = (dropped - self.dropped, failed - self.failed);
+        if new_dropped == 0 && new_failed == 0 {
+            return;
+        }
+        self.last = Some(Instant::now());
+        (self.dropped, self.failed) = (dropped, failed);
+        if new_dropped > 0 {
+            tracing::warn!(
+                target: "strata_otlp",
+                event = "spans_dropped",
+                dropped = new_dropped,
+                dropped_total = dropped,
+                "{new_dropped} spans dropped: the export queue was full"
+            );
+        }
+        if new_failed > 0 {
+            tracing::warn!(
+                target: "strata_otlp",
+                event = "span_export_failed",
+                failed = new_failed,
+                failed_total = failed,
+                "exporting {new_failed} spans failed"
+            );
+        }
+    }
+}
+
 fn run<E: SpanExporter>(shared: &Shared, exporter: &E, handle: Option<&tokio::runtime::Handle>) {
     let mut batch: Vec<SpanData> = Vec::with_capacity(MAX_BATCH);
+    let mut reporter = Reporter::default();
     loop {
         let mut st = shared.lock();
         let due = Instant::now() + shared.delay;
@@ -189,6 +236,7 @@ fn run<E: SpanExporter>(shared: &Shared, exporter: &E, handle: Option<&tokio::ru
         st.done += n;
         drop(st);
         shared.done.notify_all();
+        reporter.report(&shared.counters);
     }
 }
 

@@ -91,6 +91,7 @@ pub enum OtlpError {
 pub struct Otlp {
     endpoint: Option<String>,
     file: Option<(std::path::PathBuf, u64)>,
+    queue: Option<usize>,
     protocol: Option<Protocol>,
     service_name: Option<String>,
     service_version: Option<String>,
@@ -114,6 +115,7 @@ impl Otlp {
         Otlp {
             endpoint: None,
             file: None,
+            queue: None,
             protocol: None,
             service_name: None,
             service_version: None,
@@ -138,6 +140,14 @@ impl Otlp {
     #[must_use]
     pub fn with_file(mut self, path: impl Into<std::path::PathBuf>, max_bytes: u64) -> Self {
         self.file = Some((path.into(), max_bytes));
+        self
+    }
+
+    /// The most finished spans waiting for export; more are dropped (counted, and reported in
+    /// the logs at most once a second). Default: `OTEL_BSP_MAX_QUEUE_SIZE`, then 2048.
+    #[must_use]
+    pub fn with_max_queue_size(mut self, spans: usize) -> Self {
+        self.queue = Some(spans.max(1));
         self
     }
 
@@ -271,7 +281,11 @@ impl Otlp {
             .or_else(|| env("OTEL_SERVICE_NAME"))
             .or_else(|| env("STRATA_SERVICE"))
             .unwrap_or_else(strata_core_service_name);
-        let queue = match env("OTEL_BSP_MAX_QUEUE_SIZE") {
+        let queue = match self
+            .queue
+            .map(|q| q.to_string())
+            .or_else(|| env("OTEL_BSP_MAX_QUEUE_SIZE"))
+        {
             None => 2048,
             Some(v) => v
                 .parse::<usize>()

@@ -150,6 +150,8 @@ pub const NO_NETWORK_TARGETS: &[&str] = &[
     "sentry",
     "sentry_",
     "strata_router",
+    "strata_otlp",
+    "strata_capture",
 ];
 
 /// How a route renders events.
