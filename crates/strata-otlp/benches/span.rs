@@ -64,5 +64,42 @@ fn span(c: &mut Criterion) {
     let _ = peer.shutdown();
 }
 
-criterion_group!(benches, span);
+/// Sustained export over real OTLP/gRPC to strata-testkit's in-process receiver: the rate at
+/// which spans arrive, and how many were dropped at the default queue size.
+fn sustained() {
+    let receiver = strata_testkit::OtlpReceiver::start().unwrap();
+    let otlp = strata_otlp::Otlp::new()
+        .with_endpoint(receiver.grpc_endpoint())
+        .with_protocol(strata_otlp::Protocol::Grpc)
+        .start()
+        .unwrap();
+    let dispatch = tracing::Dispatch::new(
+        tracing_subscriber::registry()
+            .with(strata_core::StoreLayer::default())
+            .with(otlp.layer()),
+    );
+    let n = 200_000_u64;
+    let start = std::time::Instant::now();
+    tracing::dispatcher::with_default(&dispatch, || {
+        for _ in 0..n {
+            one_span();
+        }
+    });
+    let emitted = start.elapsed();
+    assert!(otlp.flush(std::time::Duration::from_secs(120)));
+    let received = receiver.spans().len() as u64;
+    let all = start.elapsed();
+    println!(
+        "sustained over gRPC: {n} spans emitted in {emitted:?}, {received} received in {all:?} = {:.0} spans/s end to end, {} dropped (queue 2048)",
+        received as f64 / all.as_secs_f64(),
+        otlp.dropped_spans()
+    );
+}
+
+fn all(c: &mut Criterion) {
+    span(c);
+    sustained();
+}
+
+criterion_group!(benches, all);
 criterion_main!(benches);
