@@ -64,9 +64,15 @@ fn span(c: &mut Criterion) {
     let _ = peer.shutdown();
 }
 
-/// Sustained export over real OTLP/gRPC to strata-testkit's in-process receiver: the rate at
-/// which spans arrive, and how many were dropped at the default queue size.
+/// Sustained export over real OTLP/gRPC to strata-testkit's in-process receiver (on the same
+/// two cores): the flood rate, then paced rates, with what was dropped at the default queue.
 fn sustained() {
+    for rate in [None, Some(20_000_u64), Some(50_000)] {
+        sustained_at(rate);
+    }
+}
+
+fn sustained_at(rate: Option<u64>) {
     let receiver = strata_testkit::OtlpReceiver::start().unwrap();
     let otlp = strata_otlp::Otlp::new()
         .with_endpoint(receiver.grpc_endpoint())
@@ -78,11 +84,20 @@ fn sustained() {
             .with(strata_core::StoreLayer::default())
             .with(otlp.layer()),
     );
-    let n = 200_000_u64;
+    let n = rate.map_or(200_000_u64, |r| r * 3);
     let start = std::time::Instant::now();
     tracing::dispatcher::with_default(&dispatch, || {
-        for _ in 0..n {
+        for i in 0..n {
             one_span();
+            // Paced: every 1 000 spans, wait for the schedule (a load generator's pacing).
+            if let Some(r) = rate
+                && i % 1000 == 999
+            {
+                let due = std::time::Duration::from_secs_f64((i + 1) as f64 / r as f64);
+                while start.elapsed() < due {
+                    std::thread::sleep(std::time::Duration::from_micros(200));
+                }
+            }
         }
     });
     let emitted = start.elapsed();
@@ -90,7 +105,8 @@ fn sustained() {
     let received = receiver.spans().len() as u64;
     let all = start.elapsed();
     println!(
-        "sustained over gRPC: {n} spans emitted in {emitted:?}, {received} received in {all:?} = {:.0} spans/s end to end, {} dropped (queue 2048)",
+        "sustained over gRPC ({}): {n} spans emitted in {emitted:?}, {received} received in {all:?} = {:.0} spans/s end to end, {} dropped (queue 2048)",
+        rate.map_or_else(|| "flood".to_owned(), |r| format!("paced at {r}/s")),
         received as f64 / all.as_secs_f64(),
         otlp.dropped_spans()
     );
