@@ -292,10 +292,7 @@ impl Capture {
             }));
         }
         let mut tags = BTreeMap::new();
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .ok()
-            .map(|h| h.trim().to_owned())
-            .filter(|h| !h.is_empty());
+        let host = strata_core::host_name();
         for (k, v) in [
             ("service", self.service.clone()),
             ("environment", self.environment.clone()),

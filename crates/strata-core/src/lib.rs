@@ -39,6 +39,29 @@ pub use error::{Classify, ErrorClass};
 pub use severity::{CRITICAL_FIELD, ParseSeverityError, Severity};
 pub use store::{FieldValue, SpanFields, TraceContext};
 
+/// The service name strata uses when none is given in code: `STRATA_SERVICE`, or the
+/// executable's name.
+pub fn default_service_name() -> String {
+    if let Ok(s) = std::env::var("STRATA_SERVICE")
+        && !s.trim().is_empty()
+    {
+        return s.trim().to_owned();
+    }
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "unknown_service".to_owned())
+}
+
+/// This machine's host name (printable ASCII), for syslog headers, error tags and the
+/// OpenTelemetry resource; `None` where it cannot be read.
+pub fn host_name() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic()))
+}
+
 use tracing_core::Subscriber;
 use tracing_core::span::{Attributes, Id, Record};
 use tracing_subscriber::layer::{Context, Layer};

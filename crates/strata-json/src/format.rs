@@ -176,7 +176,7 @@ impl Default for JsonFormat {
     fn default() -> Self {
         let mut f = JsonFormat {
             preset: Preset::Default,
-            service: default_service_name(),
+            service: strata_core::default_service_name(),
             env: String::new(),
             version: String::new(),
             gcp_project: None,
@@ -192,19 +192,6 @@ impl Default for JsonFormat {
         f.rebuild();
         f
     }
-}
-
-/// The service name used when none is set: `STRATA_SERVICE`, else the executable's file stem.
-pub fn default_service_name() -> String {
-    if let Ok(s) = std::env::var("STRATA_SERVICE")
-        && !s.trim().is_empty()
-    {
-        return s.trim().to_owned();
-    }
-    std::env::current_exe()
-        .ok()
-        .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
-        .unwrap_or_else(|| "unknown_service".to_owned())
 }
 
 impl JsonFormat {

@@ -100,7 +100,8 @@ use std::io::{self, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-pub use format::{DEFAULT_MAX_FIELD_LEN, ECS_VERSION, JsonFormat, Preset, default_service_name};
+pub use format::{DEFAULT_MAX_FIELD_LEN, ECS_VERSION, JsonFormat, Preset};
+pub use strata_core::default_service_name;
 
 use strata_core::store;
 use tracing_core::span::{Attributes, Id, Record};

@@ -222,8 +222,8 @@ impl Otlp {
                     50_000_000,
                 )
             });
-            let runtime = exporter_runtime()?;
-            return self.start_on(file::FileExporter::new(path, max), runtime, None);
+            // File writes need no runtime.
+            return self.start_on(file::FileExporter::new(path, max), None);
         };
         if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
             return Err(OtlpError::Invalid {
@@ -251,8 +251,9 @@ impl Otlp {
             }
             .map_err(|e| OtlpError::Exporter(e.to_string()))?
         };
-        let handle = (protocol == Protocol::Grpc).then(|| runtime.handle().clone());
-        self.start_on(exporter, runtime, handle)
+        // Only gRPC runs on the runtime; the blocking HTTP client must not.
+        let runtime = (protocol == Protocol::Grpc).then_some(runtime);
+        self.start_on(exporter, runtime)
     }
 
     /// Starts with `exporter` instead of the OTLP one (a custom exporter; benchmarks use a
@@ -265,22 +266,18 @@ impl Otlp {
         self,
         exporter: E,
     ) -> Result<OtlpGuard, OtlpError> {
-        let runtime = exporter_runtime()?;
-        let handle = runtime.handle().clone();
-        self.start_on(exporter, runtime, Some(handle))
+        self.start_on(exporter, Some(exporter_runtime()?))
     }
 
     fn start_on<E: SpanExporter + 'static>(
         self,
         mut exporter: E,
-        runtime: tokio::runtime::Runtime,
-        handle: Option<tokio::runtime::Handle>,
+        runtime: Option<tokio::runtime::Runtime>,
     ) -> Result<OtlpGuard, OtlpError> {
         let service = self
             .service_name
             .or_else(|| env("OTEL_SERVICE_NAME"))
-            .or_else(|| env("STRATA_SERVICE"))
-            .unwrap_or_else(strata_core_service_name);
+            .unwrap_or_else(strata_core::default_service_name);
         let queue = match self
             .queue
             .map(|q| q.to_string())
@@ -299,11 +296,7 @@ impl Otlp {
         };
         // The SDK's builder also reads OTEL_RESOURCE_ATTRIBUTES; ours come on top.
         let mut attrs = vec![KeyValue::new("process.pid", i64::from(std::process::id()))];
-        if let Some(host) = std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .ok()
-            .map(|h| h.trim().to_owned())
-            .filter(|h| !h.is_empty())
-        {
+        if let Some(host) = strata_core::host_name() {
             attrs.push(KeyValue::new("host.name", host));
         }
         if let Some(v) = self.service_version.or_else(|| env("STRATA_VERSION")) {
@@ -331,8 +324,13 @@ impl Otlp {
                     })?
             }
         };
-        let processor =
-            batch::BatchProcessor::spawn(exporter, queue, delay, Arc::clone(&counters), handle)?;
+        let processor = batch::BatchProcessor::spawn(
+            exporter,
+            queue,
+            delay,
+            Arc::clone(&counters),
+            runtime.as_ref().map(|rt| rt.handle().clone()),
+        )?;
         let provider = SdkTracerProvider::builder()
             .with_span_processor(processor)
             .with_resource(resource)
@@ -340,7 +338,7 @@ impl Otlp {
         Ok(OtlpGuard {
             provider,
             counters,
-            runtime: Some(runtime),
+            runtime,
         })
     }
 }
@@ -351,13 +349,6 @@ fn exporter_runtime() -> std::io::Result<tokio::runtime::Runtime> {
         .thread_name("strata-otlp")
         .enable_all()
         .build()
-}
-
-fn strata_core_service_name() -> String {
-    std::env::current_exe()
-        .ok()
-        .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
-        .unwrap_or_else(|| "unknown_service".to_owned())
 }
 
 /// Keeps the exporter running; dropping it flushes and shuts down, bounded by a timeout.

@@ -1,26 +1,14 @@
 //! Spans exported over real OTLP/gRPC to strata-testkit's in-process receiver, and the same
 //! trace and span IDs in strata's JSON lines.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use strata_otlp::{Otlp, Protocol};
 use strata_testkit::OtlpReceiver;
 use tracing_subscriber::prelude::*;
 
-#[derive(Clone, Default)]
-struct Buf(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buf {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+mod support;
+use support::Buf;
 
 #[test]
 fn spans_reach_the_collector_with_parents_and_the_json_lines_carry_their_ids() {

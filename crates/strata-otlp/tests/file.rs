@@ -1,24 +1,12 @@
 //! The embedded default: spans as OTLP/JSON lines in a local file, bounded in size.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use strata_otlp::Otlp;
 use tracing_subscriber::prelude::*;
 
-#[derive(Clone, Default)]
-struct Buf(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buf {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+mod support;
+use support::Buf;
 
 #[test]
 fn spans_are_written_as_otlp_json_lines_with_the_ids_of_the_log_lines() {

@@ -59,14 +59,6 @@ impl std::fmt::Debug for SyslogSink {
     }
 }
 
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|h| h.trim().to_owned())
-        .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic()))
-        .unwrap_or_else(|| "-".to_owned())
-}
-
 /// A syslog field: printable ASCII without spaces, at most `max` bytes, `-` when empty.
 fn field(s: &str, max: usize) -> String {
     let v: String = s
@@ -84,7 +76,7 @@ impl SyslogSink {
             transport,
             facility: 1,
             app: field(app, 48),
-            host: field(&hostname(), 255),
+            host: field(&strata_core::host_name().unwrap_or_default(), 255),
             conn: Mutex::new((None, None)),
         }
     }
