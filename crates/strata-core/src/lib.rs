@@ -62,6 +62,46 @@ pub fn host_name() -> Option<String> {
         .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic()))
 }
 
+/// Targets of the network stack and of telemetry crates (strata's own sinks included). Their
+/// events must never be sent over the network by a telemetry sink — each send would log again,
+/// a feedback loop. A prefix ending in `_` matches crate families (`hyper_util`).
+pub const TELEMETRY_TARGETS: &[&str] = &[
+    "hyper",
+    "hyper_",
+    "h2",
+    "tonic",
+    "tonic_",
+    "tower",
+    "tower_",
+    "reqwest",
+    "lettre",
+    "opentelemetry",
+    "opentelemetry_",
+    "tracing_opentelemetry",
+    "rustls",
+    "rustls_",
+    "tokio_rustls",
+    "hickory_",
+    "sentry",
+    "sentry_",
+    "strata_router",
+    "strata_otlp",
+    "strata_capture",
+];
+
+/// Whether `target` belongs to one of [`TELEMETRY_TARGETS`] (`tonic::transport` does,
+/// `tonics` does not; module paths and `-` separated names both count).
+pub fn is_telemetry_target(target: &str) -> bool {
+    TELEMETRY_TARGETS.iter().any(|prefix| {
+        target.strip_prefix(prefix).is_some_and(|rest| {
+            rest.is_empty()
+                || rest.starts_with("::")
+                || rest.starts_with('-')
+                || prefix.ends_with('_')
+        })
+    })
+}
+
 use tracing_core::Subscriber;
 use tracing_core::span::{Attributes, Id, Record};
 use tracing_subscriber::layer::{Context, Layer};

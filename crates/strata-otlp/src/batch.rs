@@ -1,24 +1,27 @@
-//! strata's batch span processor: a finished span is pushed into a shared buffer under a short
-//! lock, and a thread of its own exports whole batches — when a batch is full, on a timer, or
-//! on flush. Callers wake the thread only when a batch fills (a wake-up is a system call), and a
-//! full buffer drops the span and counts it — the caller never waits.
+//! strata's batch processor, for spans and log records: a finished item is pushed into a shared
+//! buffer under a short lock, and a thread of its own exports whole batches — when a batch is
+//! full, on a timer, or on flush. Callers wake the thread only when a batch fills (a wake-up is a
+//! system call), and a full buffer drops the item and counts it — the caller never waits.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use opentelemetry::Context;
+use opentelemetry::InstrumentationScope;
+use opentelemetry::logs::Severity;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
+use opentelemetry_sdk::logs::{LogBatch, LogExporter, LogProcessor, SdkLogRecord};
 use opentelemetry_sdk::trace::{Span, SpanData, SpanExporter, SpanProcessor};
 
-/// Spans handed to the exporter at most per call.
+/// Items handed to the exporter at most per call.
 const MAX_BATCH: usize = 512;
 
-#[derive(Debug, Default)]
-struct State {
-    buf: Vec<SpanData>,
-    /// Spans accepted so far, and spans exported (or failed) so far: for flush.
+#[derive(Debug)]
+struct State<T> {
+    buf: Vec<T>,
+    /// Items accepted so far, and items exported (or failed) so far: for flush.
     accepted: u64,
     done: u64,
     shutdown: bool,
@@ -26,7 +29,7 @@ struct State {
     flush: bool,
 }
 
-/// What the processor has done so far.
+/// What a processor has done so far.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     pub(crate) exported: AtomicU64,
@@ -35,61 +38,104 @@ pub(crate) struct Counters {
 }
 
 #[derive(Debug)]
-struct Shared {
-    state: Mutex<State>,
+struct Shared<T> {
+    state: Mutex<State<T>>,
     wake: Condvar,
     done: Condvar,
     capacity: usize,
     delay: Duration,
     counters: Arc<Counters>,
+    /// What is exported, for messages: "spans", "log records".
+    what: &'static str,
     reported: AtomicBool,
 }
 
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
+impl<T> Shared<T> {
+    fn lock(&self) -> MutexGuard<'_, State<T>> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The buffered spans that wake the export thread: a batch, or half the queue if smaller.
+    /// The buffered items that wake the export thread: a batch, or half the queue if smaller.
     fn threshold(&self) -> usize {
         MAX_BATCH.min(self.capacity.div_ceil(2))
     }
 }
 
-/// The processor handed to the SDK's tracer provider.
-#[derive(Debug)]
-pub(crate) struct BatchProcessor {
-    shared: Arc<Shared>,
+/// Where the exporter's futures run: on a tokio runtime (the gRPC exporter needs one) or, with
+/// none, on the export thread itself (the blocking HTTP client must not run inside a runtime).
+#[derive(Debug, Clone)]
+pub(crate) struct Executor(pub(crate) Option<tokio::runtime::Handle>);
+
+impl Executor {
+    fn run<F: std::future::Future>(&self, f: F) -> F::Output {
+        match &self.0 {
+            Some(h) => h.block_on(f),
+            None => block_on(f),
+        }
+    }
 }
 
-impl BatchProcessor {
-    /// Starts the export thread. The exporter's futures run on `handle` (the gRPC exporter
-    /// needs a tokio runtime) or, without one, on the thread itself (the blocking HTTP client
-    /// must not run inside a runtime).
-    pub(crate) fn spawn<E>(
-        exporter: E,
-        capacity: usize,
-        delay: Duration,
-        counters: Arc<Counters>,
-        handle: Option<tokio::runtime::Handle>,
-    ) -> std::io::Result<BatchProcessor>
-    where
-        E: SpanExporter + 'static,
-    {
+/// A batch processor of `T`s; the SDK's span and log processor traits are implemented for
+/// spans and log records.
+#[derive(Debug)]
+pub(crate) struct Batch<T> {
+    shared: Arc<Shared<T>>,
+}
+
+/// The settings every batch processor shares.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub(crate) capacity: usize,
+    pub(crate) delay: Duration,
+    pub(crate) counters: Arc<Counters>,
+}
+
+impl<T: Send + 'static> Batch<T> {
+    /// Starts the export thread; `export` sends one batch of at most [`MAX_BATCH`] items.
+    fn spawn(
+        settings: Settings,
+        what: &'static str,
+        mut export: impl FnMut(Vec<T>) -> OTelSdkResult + Send + 'static,
+    ) -> std::io::Result<Batch<T>> {
         let shared = Arc::new(Shared {
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State {
+                buf: Vec::with_capacity(MAX_BATCH),
+                accepted: 0,
+                done: 0,
+                shutdown: false,
+                flush: false,
+            }),
             wake: Condvar::new(),
             done: Condvar::new(),
-            capacity: capacity.max(1),
-            delay,
-            counters,
+            capacity: settings.capacity.max(1),
+            delay: settings.delay,
+            counters: settings.counters,
+            what,
             reported: AtomicBool::new(false),
         });
         let worker = Arc::clone(&shared);
         std::thread::Builder::new()
-            .name("strata-otlp-export".to_owned())
-            .spawn(move || run(&worker, &exporter, handle.as_ref()))?;
-        Ok(BatchProcessor { shared })
+            .name(format!("strata-otlp-{}", what.replace(' ', "-")))
+            .spawn(move || run(&worker, &mut export))?;
+        Ok(Batch { shared })
+    }
+
+    /// Queues `item`, or drops and counts it when the queue is full or shut down.
+    #[inline]
+    fn push(&self, item: T) {
+        let mut st = self.shared.lock();
+        if st.shutdown || st.buf.len() >= self.shared.capacity {
+            drop(st);
+            self.shared.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        st.buf.push(item);
+        st.accepted += 1;
+        let full = st.buf.len() == self.shared.threshold();
+        drop(st);
+        if full {
+            self.shared.wake.notify_one();
+        }
     }
 
     /// Waits until everything accepted before the call is exported, or `deadline`.
@@ -114,6 +160,26 @@ impl BatchProcessor {
         }
         true
     }
+
+    fn flush(&self) -> OTelSdkResult {
+        let timeout = Duration::from_secs(10);
+        if self.wait_done(Instant::now() + timeout) {
+            Ok(())
+        } else {
+            Err(OTelSdkError::Timeout(timeout))
+        }
+    }
+
+    fn shutdown(&self, timeout: Duration) -> OTelSdkResult {
+        let flushed = self.wait_done(Instant::now() + timeout);
+        self.shared.lock().shutdown = true;
+        self.shared.wake.notify_all();
+        if flushed {
+            Ok(())
+        } else {
+            Err(OTelSdkError::Timeout(timeout))
+        }
+    }
 }
 
 /// Runs a future to completion on this thread, parking it while the future waits.
@@ -135,8 +201,8 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
     }
 }
 
-/// Says in the logs (at most once a second) how many spans were dropped or failed since the
-/// last report. Target `strata_otlp`: never sent to network sinks.
+/// Says in the logs (at most once a second) how many items were dropped or failed since the
+/// last report. Target `strata_otlp`: never sent to network sinks nor to the logs bridge.
 #[derive(Default)]
 struct Reporter {
     last: Option<Instant>,
@@ -145,7 +211,7 @@ struct Reporter {
 }
 
 impl Reporter {
-    fn report(&mut self, counters: &Counters) {
+    fn report(&mut self, counters: &Counters, what: &'static str) {
         if self
             .last
             .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
@@ -163,26 +229,28 @@ impl Reporter {
         if new_dropped > 0 {
             tracing::warn!(
                 target: "strata_otlp",
-                event = "spans_dropped",
+                event = "telemetry_dropped",
+                signal = what,
                 dropped = new_dropped,
                 dropped_total = dropped,
-                "{new_dropped} spans dropped: the export queue was full"
+                "{new_dropped} {what} dropped: the export queue was full"
             );
         }
         if new_failed > 0 {
             tracing::warn!(
                 target: "strata_otlp",
-                event = "span_export_failed",
+                event = "telemetry_export_failed",
+                signal = what,
                 failed = new_failed,
                 failed_total = failed,
-                "exporting {new_failed} spans failed"
+                "exporting {new_failed} {what} failed"
             );
         }
     }
 }
 
-fn run<E: SpanExporter>(shared: &Shared, exporter: &E, handle: Option<&tokio::runtime::Handle>) {
-    let mut batch: Vec<SpanData> = Vec::with_capacity(MAX_BATCH);
+fn run<T>(shared: &Shared<T>, export: &mut impl FnMut(Vec<T>) -> OTelSdkResult) {
+    let mut batch: Vec<T> = Vec::with_capacity(MAX_BATCH);
     let mut reporter = Reporter::default();
     loop {
         let mut st = shared.lock();
@@ -209,78 +277,98 @@ fn run<E: SpanExporter>(shared: &Shared, exporter: &E, handle: Option<&tokio::ru
         drop(st);
         let n = batch.len() as u64;
         while !batch.is_empty() {
-            // Hand over whole vectors (no copies), at most MAX_BATCH spans each.
+            // Hand over whole vectors (no copies), at most MAX_BATCH items each.
             let rest = batch.split_off(batch.len().min(MAX_BATCH));
             let chunk = std::mem::replace(&mut batch, rest);
             let len = chunk.len() as u64;
-            let result = match handle {
-                Some(h) => h.block_on(exporter.export(chunk)),
-                None => block_on(exporter.export(chunk)),
-            };
-            match result {
+            match export(chunk) {
                 Ok(()) => _ = shared.counters.exported.fetch_add(len, Ordering::Relaxed),
                 Err(e) => {
                     shared.counters.failed.fetch_add(len, Ordering::Relaxed);
                     if !shared.reported.swap(true, Ordering::Relaxed) {
                         eprintln!(
-                            "strata-otlp: exporting spans failed: {e}; further failures are only counted"
+                            "strata-otlp: exporting {} failed: {e}; further failures are only counted",
+                            shared.what
                         );
                     }
                 }
             }
         }
         // The vector went to the exporter: callers get one with room for a whole batch, so
-        // pushing never regrows (and copies) their spans.
+        // pushing never regrows (and copies) their items.
         batch = Vec::with_capacity(MAX_BATCH);
         let mut st = shared.lock();
         st.done += n;
         drop(st);
         shared.done.notify_all();
-        reporter.report(&shared.counters);
+        reporter.report(&shared.counters, shared.what);
     }
 }
 
-impl SpanProcessor for BatchProcessor {
+/// Spans, rewritten on the export thread (`prepare`: semantic conventions) before export.
+pub(crate) fn spans<E: SpanExporter + 'static>(
+    exporter: E,
+    settings: Settings,
+    executor: Executor,
+) -> std::io::Result<Batch<SpanData>> {
+    Batch::spawn(settings, "spans", move |mut batch: Vec<SpanData>| {
+        batch.iter_mut().for_each(crate::semconv::apply);
+        executor.run(exporter.export(batch))
+    })
+}
+
+/// A log record as queued: the record and its logger's scope.
+pub(crate) type LogItem = (SdkLogRecord, InstrumentationScope);
+
+/// Log records.
+pub(crate) fn logs<E: LogExporter + 'static>(
+    exporter: E,
+    settings: Settings,
+    executor: Executor,
+) -> std::io::Result<Batch<LogItem>> {
+    Batch::spawn(settings, "log records", move |batch: Vec<LogItem>| {
+        let refs: Vec<(&SdkLogRecord, &InstrumentationScope)> =
+            batch.iter().map(|(r, s)| (r, s)).collect();
+        executor.run(exporter.export(LogBatch::new(&refs)))
+    })
+}
+
+impl SpanProcessor for Batch<SpanData> {
     fn on_start(&self, _span: &mut Span, _cx: &Context) {}
 
     fn on_end(&self, span: SpanData) {
-        if !span.span_context.is_sampled() {
-            return;
-        }
-        let mut st = self.shared.lock();
-        if st.shutdown || st.buf.len() >= self.shared.capacity {
-            drop(st);
-            self.shared.counters.dropped.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-        st.buf.push(span);
-        st.accepted += 1;
-        let full = st.buf.len() == self.shared.threshold();
-        drop(st);
-        if full {
-            self.shared.wake.notify_one();
+        if span.span_context.is_sampled() {
+            self.push(span);
         }
     }
 
     fn force_flush(&self) -> OTelSdkResult {
-        if self.wait_done(Instant::now() + Duration::from_secs(10)) {
-            Ok(())
-        } else {
-            Err(OTelSdkError::Timeout(Duration::from_secs(10)))
-        }
+        self.flush()
     }
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        let deadline = Instant::now() + timeout;
-        let flushed = self.wait_done(deadline);
-        self.shared.lock().shutdown = true;
-        self.shared.wake.notify_all();
-        if flushed {
-            Ok(())
-        } else {
-            Err(OTelSdkError::Timeout(timeout))
-        }
+        self.shutdown(timeout)
     }
 
     fn set_resource(&mut self, _resource: &Resource) {}
+}
+
+impl LogProcessor for Batch<LogItem> {
+    fn emit(&self, record: &mut SdkLogRecord, scope: &InstrumentationScope) {
+        self.push((record.clone(), scope.clone()));
+    }
+
+    /// The network stack's and telemetry crates' own events are not exported: each export
+    /// would log again.
+    fn event_enabled(&self, _level: Severity, target: &str, _name: Option<&str>) -> bool {
+        !strata_core::is_telemetry_target(target)
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.flush()
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.shutdown(timeout)
+    }
 }

@@ -31,21 +31,33 @@
 //! logs bridge, Baggage, HTTP semantic-convention names and the rest of `OTEL_*` come next.
 
 mod batch;
+mod config;
 mod file;
 #[cfg(feature = "request-id")]
 mod propagation;
+mod semconv;
 
 #[cfg(feature = "request-id")]
 pub use propagation::install_propagation;
 
+/// The meter provider [`OtlpGuard::meter_provider`] returns (the OpenTelemetry SDK's).
+pub use opentelemetry_sdk::metrics::SdkMeterProvider;
+/// The samplers [`Otlp::with_sampler`] accepts (the OpenTelemetry SDK's).
+pub use opentelemetry_sdk::trace::Sampler;
+
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use config::{Signal, env};
+use http::HeaderMap;
 use opentelemetry::KeyValue;
 use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
-use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_otlp::{WithExportConfig, WithHttpConfig, WithTonicConfig};
 use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::logs::SdkLoggerProvider;
+use opentelemetry_sdk::metrics::PeriodicReader;
 use opentelemetry_sdk::trace::{SdkTracerProvider, SpanExporter};
 use strata_core::{TraceContext, store};
 use tracing_core::dispatcher::WeakDispatch;
@@ -60,19 +72,31 @@ use tracing_subscriber::registry::LookupSpan;
 pub enum Protocol {
     /// OTLP/gRPC (default port 4317).
     Grpc,
-    /// OTLP/HTTP with protobuf bodies (default port 4318, path `/v1/traces`).
+    /// OTLP/HTTP with protobuf bodies (default port 4318, paths `/v1/traces`, `/v1/logs`,
+    /// `/v1/metrics`).
     HttpProtobuf,
+}
+
+/// How export bodies are compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Compression {
+    /// Not compressed.
+    None,
+    /// gzip.
+    Gzip,
 }
 
 /// OTLP export could not start.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum OtlpError {
-    /// A setting is not valid; names the setting (an environment variable or a `with_*`).
+    /// A setting is not valid; names the setting (an environment variable or a `with_*`), and
+    /// the value (never a header's value: those carry credentials).
     #[error("{setting} = {value:?}: expected {expected}")]
     Invalid {
         /// The setting.
-        setting: &'static str,
+        setting: String,
         /// Its value.
         value: String,
         /// What would be accepted.
@@ -87,75 +111,139 @@ pub enum OtlpError {
 }
 
 /// OTLP export settings: code beats `OTEL_*` environment variables, which beat defaults.
-#[derive(Debug, Clone)]
+///
+/// | setting | code | environment | default |
+/// |---|---|---|---|
+/// | on/off | [`with_enabled`](Otlp::with_enabled) | `OTEL_SDK_DISABLED` | on |
+/// | endpoint | [`with_endpoint`](Otlp::with_endpoint) | `OTEL_EXPORTER_OTLP_[TRACES_\|LOGS_\|METRICS_]ENDPOINT` | local file |
+/// | protocol | [`with_protocol`](Otlp::with_protocol) | `OTEL_EXPORTER_OTLP_[…_]PROTOCOL` | `grpc` |
+/// | headers | [`with_header`](Otlp::with_header) | `OTEL_EXPORTER_OTLP_[…_]HEADERS` | none |
+/// | timeout | [`with_timeout`](Otlp::with_timeout) | `OTEL_EXPORTER_OTLP_[…_]TIMEOUT` (ms) | 10 s |
+/// | compression | [`with_compression`](Otlp::with_compression) | `OTEL_EXPORTER_OTLP_[…_]COMPRESSION` | none |
+/// | sampler | [`with_sampler`](Otlp::with_sampler) | `OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG` | `parentbased_always_on` |
+/// | queue | [`with_max_queue_size`](Otlp::with_max_queue_size) | `OTEL_BSP_MAX_QUEUE_SIZE`, `OTEL_BLRP_MAX_QUEUE_SIZE` | 2048 |
+/// | batch delay | — | `OTEL_BSP_SCHEDULE_DELAY`, `OTEL_BLRP_SCHEDULE_DELAY` (ms) | 500 ms |
+/// | logs | [`with_logs`](Otlp::with_logs) | `OTEL_LOGS_EXPORTER` (`otlp`, `none`) | on |
+/// | metrics interval | [`with_metrics_interval`](Otlp::with_metrics_interval) | `OTEL_METRIC_EXPORT_INTERVAL` (ms) | 60 s |
+/// | service | [`with_service_name`](Otlp::with_service_name) | `OTEL_SERVICE_NAME`, `STRATA_SERVICE` | executable name |
+/// | resource | [`with_service_version`](Otlp::with_service_version), [`with_environment`](Otlp::with_environment) | `OTEL_RESOURCE_ATTRIBUTES`, `STRATA_VERSION`, `STRATA_ENV` | — |
+#[derive(Debug, Clone, Default)]
 pub struct Otlp {
+    enabled: Option<bool>,
     endpoint: Option<String>,
-    file: Option<(std::path::PathBuf, u64)>,
+    file: Option<(PathBuf, u64)>,
     queue: Option<usize>,
     protocol: Option<Protocol>,
     service_name: Option<String>,
     service_version: Option<String>,
     environment: Option<String>,
-    timeout: Duration,
-}
-
-impl Default for Otlp {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-fn env(key: &str) -> Option<String> {
-    std::env::var(key).ok().filter(|v| !v.trim().is_empty())
+    timeout: Option<Duration>,
+    headers: Vec<(String, String)>,
+    gzip: Option<bool>,
+    sampler: Option<Sampler>,
+    logs: Option<bool>,
+    metrics_interval: Option<Duration>,
 }
 
 impl Otlp {
     /// Settings from nothing: [`Otlp::start`] reads the environment for what code did not set.
     pub fn new() -> Self {
-        Otlp {
-            endpoint: None,
-            file: None,
-            queue: None,
-            protocol: None,
-            service_name: None,
-            service_version: None,
-            environment: None,
-            timeout: Duration::from_secs(10),
-        }
+        Self::default()
     }
 
-    /// The collector's endpoint. Default: `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, then
-    /// `OTEL_EXPORTER_OTLP_ENDPOINT`, then `http://localhost:4317` (gRPC) or
-    /// `http://localhost:4318/v1/traces` (HTTP).
+    /// Turns export on or off. Off, [`Otlp::start`] starts nothing, the layer does nothing and
+    /// log lines carry no trace IDs. Default: off when `OTEL_SDK_DISABLED=true`.
+    #[must_use]
+    pub fn with_enabled(mut self, enabled: bool) -> Self {
+        self.enabled = Some(enabled);
+        self
+    }
+
+    /// The collector's endpoint, for every signal. Over gRPC, used as it is
+    /// (`http://collector:4317`); over HTTP, the signal's path (`/v1/traces`, `/v1/logs`,
+    /// `/v1/metrics`) replaces or completes the path. Default:
+    /// `OTEL_EXPORTER_OTLP_<SIGNAL>_ENDPOINT` (as it is), then `OTEL_EXPORTER_OTLP_ENDPOINT`,
+    /// then no endpoint: a local file ([`Otlp::with_file`]).
     #[must_use]
     pub fn with_endpoint(mut self, endpoint: impl Into<String>) -> Self {
         self.endpoint = Some(endpoint.into());
         self
     }
 
-    /// Appends spans to a local file as OTLP/JSON lines instead of sending them, keeping at
-    /// most about twice `max_bytes` (the file and one previous). This is also what happens
-    /// when no endpoint is set in code or the environment: `STRATA_TRACES_FILE`, or
-    /// `.strata/traces.jsonl`, 50 MB.
+    /// Appends spans, log records and metrics to a local file as OTLP/JSON lines instead of
+    /// sending them, keeping at most about twice `max_bytes` (the file and one previous). This
+    /// is also what happens when no endpoint is set in code or the environment:
+    /// `STRATA_TRACES_FILE`, or `.strata/traces.jsonl`, 50 MB.
     #[must_use]
-    pub fn with_file(mut self, path: impl Into<std::path::PathBuf>, max_bytes: u64) -> Self {
+    pub fn with_file(mut self, path: impl Into<PathBuf>, max_bytes: u64) -> Self {
         self.file = Some((path.into(), max_bytes));
         self
     }
 
-    /// The most finished spans waiting for export; more are dropped (counted, and reported in
-    /// the logs at most once a second). Default: `OTEL_BSP_MAX_QUEUE_SIZE`, then 2048.
+    /// The most finished spans (and, separately, log records) waiting for export; more are
+    /// dropped (counted, and reported in the logs at most once a second). Default:
+    /// `OTEL_BSP_MAX_QUEUE_SIZE` (spans), `OTEL_BLRP_MAX_QUEUE_SIZE` (log records), then 2048.
     #[must_use]
-    pub fn with_max_queue_size(mut self, spans: usize) -> Self {
-        self.queue = Some(spans.max(1));
+    pub fn with_max_queue_size(mut self, items: usize) -> Self {
+        self.queue = Some(items.max(1));
         self
     }
 
-    /// The protocol. Default: `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`, then
+    /// The protocol. Default: `OTEL_EXPORTER_OTLP_<SIGNAL>_PROTOCOL`, then
     /// `OTEL_EXPORTER_OTLP_PROTOCOL` (`grpc`, `http/protobuf`), then gRPC.
     #[must_use]
     pub fn with_protocol(mut self, protocol: Protocol) -> Self {
         self.protocol = Some(protocol);
+        self
+    }
+
+    /// A header sent with every export (an API key, a tenant). Added to
+    /// `OTEL_EXPORTER_OTLP_HEADERS` and `OTEL_EXPORTER_OTLP_<SIGNAL>_HEADERS`, replacing a
+    /// header of the same name there. A name or value that is not valid in HTTP (a CR or LF
+    /// that would smuggle another header) makes [`Otlp::start`] fail.
+    #[must_use]
+    pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// How long one export may take. Default: `OTEL_EXPORTER_OTLP_[<SIGNAL>_]TIMEOUT`
+    /// (milliseconds), then 10 s.
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Compresses export bodies. Default: `OTEL_EXPORTER_OTLP_[<SIGNAL>_]COMPRESSION` (`gzip`,
+    /// `none`), then none.
+    #[must_use]
+    pub fn with_compression(mut self, compression: Compression) -> Self {
+        self.gzip = Some(compression == Compression::Gzip);
+        self
+    }
+
+    /// Which traces are recorded and exported. Default: `OTEL_TRACES_SAMPLER` (with
+    /// `OTEL_TRACES_SAMPLER_ARG` for the ratio samplers), then parent-based always-on.
+    #[must_use]
+    pub fn with_sampler(mut self, sampler: Sampler) -> Self {
+        self.sampler = Some(sampler);
+        self
+    }
+
+    /// Sends log events as OpenTelemetry log records, each with the trace context of the span
+    /// it was emitted in. Default: `OTEL_LOGS_EXPORTER` (`otlp` or `none`), then on.
+    #[must_use]
+    pub fn with_logs(mut self, logs: bool) -> Self {
+        self.logs = Some(logs);
+        self
+    }
+
+    /// How often metrics are exported. Default: `OTEL_METRIC_EXPORT_INTERVAL`
+    /// (milliseconds), then 60 s.
+    #[must_use]
+    pub fn with_metrics_interval(mut self, interval: Duration) -> Self {
+        self.metrics_interval = Some(interval);
         self
     }
 
@@ -181,165 +269,420 @@ impl Otlp {
         self
     }
 
-    /// Starts the exporter (on a runtime of its own: it works from any thread, inside or
-    /// outside an async runtime).
+    /// Starts the exporters (on threads and a runtime of their own: they work from any thread,
+    /// inside or outside an async runtime).
     ///
     /// # Errors
     ///
     /// [`OtlpError::Invalid`] naming a bad setting; [`OtlpError::Exporter`] or
-    /// [`OtlpError::Runtime`] when the exporter cannot be built.
+    /// [`OtlpError::Runtime`] when an exporter cannot be built.
     pub fn start(self) -> Result<OtlpGuard, OtlpError> {
-        let protocol = match self.protocol {
-            Some(p) => p,
-            None => match env("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
-                .or_else(|| env("OTEL_EXPORTER_OTLP_PROTOCOL"))
-                .as_deref()
-            {
-                None | Some("grpc") => Protocol::Grpc,
-                Some("http/protobuf") => Protocol::HttpProtobuf,
-                Some(other) => {
-                    return Err(OtlpError::Invalid {
-                        setting: "OTEL_EXPORTER_OTLP_PROTOCOL",
-                        value: other.to_owned(),
-                        expected: "grpc or http/protobuf",
-                    });
-                }
-            },
+        let started = self.prepare()?;
+        let Some(mut started) = started else {
+            return Ok(OtlpGuard::disabled());
         };
-        let endpoint = self
-            .endpoint
-            .clone()
-            .or_else(|| env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
-            .or_else(|| env("OTEL_EXPORTER_OTLP_ENDPOINT"));
-        // No collector configured (or a file asked for): the local OTLP/JSON file.
-        let Some(endpoint) = endpoint.filter(|_| self.file.is_none()) else {
+        let local = self.file.is_some()
+            || [Signal::Traces, Signal::Logs, Signal::Metrics]
+                .iter()
+                .all(|s| config::signal_endpoint(self.endpoint.as_deref(), *s, false).is_none());
+        if local {
             let (path, max) = self.file.clone().unwrap_or_else(|| {
                 (
                     env("STRATA_TRACES_FILE").map_or_else(
-                        || std::path::PathBuf::from(".strata").join("traces.jsonl"),
-                        std::path::PathBuf::from,
+                        || PathBuf::from(".strata").join("traces.jsonl"),
+                        PathBuf::from,
                     ),
                     50_000_000,
                 )
             });
+            let file = file::FileExporter::new(path, max, &started.resource);
             // File writes need no runtime.
-            return self.start_on(file::FileExporter::new(path, max), None);
-        };
-        if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
-            return Err(OtlpError::Invalid {
-                setting: "endpoint",
-                value: endpoint,
-                expected: "an http:// or https:// URL",
-            });
+            return started.finish(
+                Some(file.clone()),
+                Some(file.clone()),
+                Some(file),
+                batch::Executor(None),
+            );
         }
-        // The gRPC exporter's channel lives on this runtime, so export works from the batch
-        // processor's thread whatever runtime (if any) the application runs.
+        // The gRPC exporters' channels live on this runtime, so export works from the export
+        // threads whatever runtime (if any) the application runs.
         let runtime = exporter_runtime()?;
-        let exporter = {
-            let _enter = runtime.enter();
-            match protocol {
-                Protocol::Grpc => opentelemetry_otlp::SpanExporter::builder()
-                    .with_tonic()
-                    .with_endpoint(endpoint)
-                    .with_timeout(self.timeout)
-                    .build(),
-                Protocol::HttpProtobuf => opentelemetry_otlp::SpanExporter::builder()
-                    .with_http()
-                    .with_endpoint(endpoint)
-                    .with_timeout(self.timeout)
-                    .build(),
-            }
-            .map_err(|e| OtlpError::Exporter(e.to_string()))?
-        };
+        let remote = Remote::new(&self)?;
+        let _enter = runtime.enter();
+        let traces = remote.traces()?;
+        let logs = if started.logs { remote.logs()? } else { None };
+        let metrics = remote.metrics()?;
+        drop(_enter);
         // Only gRPC runs on the runtime; the blocking HTTP client must not.
-        let runtime = (protocol == Protocol::Grpc).then_some(runtime);
-        self.start_on(exporter, runtime)
+        let grpc = remote.protocol == Protocol::Grpc;
+        let executor = batch::Executor(grpc.then(|| runtime.handle().clone()));
+        started.runtime = Some(runtime);
+        started.finish(traces, logs, metrics, executor)
     }
 
-    /// Starts with `exporter` instead of the OTLP one (a custom exporter; benchmarks use a
-    /// no-op one), on the same batch processor.
+    /// Starts with `exporter` for spans instead of the OTLP one (a custom exporter; benchmarks
+    /// use a no-op one), on the same batch processor; no logs or metrics are exported.
     ///
     /// # Errors
     ///
-    /// [`OtlpError::Runtime`] when the exporter's runtime or thread cannot start.
+    /// [`OtlpError::Invalid`] naming a bad setting; [`OtlpError::Runtime`] when the
+    /// exporter's runtime or thread cannot start.
     pub fn start_with_exporter<E: SpanExporter + 'static>(
         self,
         exporter: E,
     ) -> Result<OtlpGuard, OtlpError> {
-        self.start_on(exporter, Some(exporter_runtime()?))
+        let Some(mut started) = self.prepare()? else {
+            return Ok(OtlpGuard::disabled());
+        };
+        let runtime = exporter_runtime()?;
+        let executor = batch::Executor(Some(runtime.handle().clone()));
+        started.runtime = Some(runtime);
+        started.logs = false;
+        started.finish(
+            Some(exporter),
+            None::<file::FileExporter>,
+            None::<file::FileExporter>,
+            executor,
+        )
     }
 
-    fn start_on<E: SpanExporter + 'static>(
-        self,
-        mut exporter: E,
-        runtime: Option<tokio::runtime::Runtime>,
-    ) -> Result<OtlpGuard, OtlpError> {
+    /// Reads what every exporter shares; `None` when export is off.
+    fn prepare(&self) -> Result<Option<Started>, OtlpError> {
+        let enabled = match self.enabled {
+            Some(e) => e,
+            None => !config::env_bool("OTEL_SDK_DISABLED")?,
+        };
+        if !enabled {
+            return Ok(None);
+        }
         let service = self
             .service_name
+            .clone()
             .or_else(|| env("OTEL_SERVICE_NAME"))
             .unwrap_or_else(strata_core::default_service_name);
-        let queue = match self
-            .queue
-            .map(|q| q.to_string())
-            .or_else(|| env("OTEL_BSP_MAX_QUEUE_SIZE"))
-        {
-            None => 2048,
-            Some(v) => v
-                .parse::<usize>()
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or(OtlpError::Invalid {
-                    setting: "OTEL_BSP_MAX_QUEUE_SIZE",
-                    value: v,
-                    expected: "a positive number of spans",
-                })?,
-        };
         // The SDK's builder also reads OTEL_RESOURCE_ATTRIBUTES; ours come on top.
         let mut attrs = vec![KeyValue::new("process.pid", i64::from(std::process::id()))];
         if let Some(host) = strata_core::host_name() {
             attrs.push(KeyValue::new("host.name", host));
         }
-        if let Some(v) = self.service_version.or_else(|| env("STRATA_VERSION")) {
+        if let Some(v) = self
+            .service_version
+            .clone()
+            .or_else(|| env("STRATA_VERSION"))
+        {
             attrs.push(KeyValue::new("service.version", v));
         }
-        if let Some(e) = self.environment.or_else(|| env("STRATA_ENV")) {
+        if let Some(e) = self.environment.clone().or_else(|| env("STRATA_ENV")) {
             attrs.push(KeyValue::new("deployment.environment.name", e));
         }
         let resource = Resource::builder()
             .with_service_name(service)
             .with_attributes(attrs)
             .build();
-        exporter.set_resource(&resource);
-        let counters = Arc::new(batch::Counters::default());
-        let delay = match env("OTEL_BSP_SCHEDULE_DELAY") {
-            None => Duration::from_millis(500),
-            Some(v) => {
-                v.parse::<u64>()
-                    .ok()
-                    .map(Duration::from_millis)
-                    .ok_or(OtlpError::Invalid {
-                        setting: "OTEL_BSP_SCHEDULE_DELAY",
-                        value: v,
-                        expected: "milliseconds",
-                    })?
-            }
+        let settings = |queue: &str, delay: &str| -> Result<batch::Settings, OtlpError> {
+            Ok(batch::Settings {
+                capacity: match self.queue {
+                    Some(q) => q,
+                    None => config::env_count(queue)?.unwrap_or(2048),
+                },
+                delay: config::env_millis(delay)?.unwrap_or(Duration::from_millis(500)),
+                counters: Arc::default(),
+            })
         };
-        let processor = batch::BatchProcessor::spawn(
-            exporter,
-            queue,
-            delay,
-            Arc::clone(&counters),
-            runtime.as_ref().map(|rt| rt.handle().clone()),
-        )?;
-        let provider = SdkTracerProvider::builder()
-            .with_span_processor(processor)
-            .with_resource(resource)
-            .build();
+        Ok(Some(Started {
+            spans: settings("OTEL_BSP_MAX_QUEUE_SIZE", "OTEL_BSP_SCHEDULE_DELAY")?,
+            log_records: settings("OTEL_BLRP_MAX_QUEUE_SIZE", "OTEL_BLRP_SCHEDULE_DELAY")?,
+            sampler: config::sampler(self.sampler.clone())?,
+            logs: match self.logs {
+                Some(l) => l,
+                None => config::exporter_on(Signal::Logs)?,
+            },
+            metrics_interval: match self.metrics_interval {
+                Some(i) => i,
+                None => config::env_millis("OTEL_METRIC_EXPORT_INTERVAL")?
+                    .unwrap_or(Duration::from_secs(60)),
+            },
+            resource,
+            runtime: None,
+        }))
+    }
+}
+
+/// What [`Otlp::prepare`] resolved, before the exporters exist.
+struct Started {
+    resource: Resource,
+    spans: batch::Settings,
+    log_records: batch::Settings,
+    sampler: Sampler,
+    logs: bool,
+    metrics_interval: Duration,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Started {
+    fn finish<T, L, M>(
+        self,
+        traces: Option<T>,
+        logs: Option<L>,
+        metrics: Option<M>,
+        executor: batch::Executor,
+    ) -> Result<OtlpGuard, OtlpError>
+    where
+        T: SpanExporter + 'static,
+        L: opentelemetry_sdk::logs::LogExporter + 'static,
+        M: opentelemetry_sdk::metrics::exporter::PushMetricExporter,
+    {
+        let (span_counters, log_counters) = (
+            Arc::clone(&self.spans.counters),
+            Arc::clone(&self.log_records.counters),
+        );
+        let tracer = match traces {
+            Some(mut exporter) => {
+                exporter.set_resource(&self.resource);
+                let processor = batch::spans(exporter, self.spans, executor.clone())?;
+                Some(
+                    SdkTracerProvider::builder()
+                        .with_span_processor(processor)
+                        .with_sampler(self.sampler)
+                        .with_resource(self.resource.clone())
+                        .build(),
+                )
+            }
+            None => None,
+        };
+        let logger = match logs.filter(|_| self.logs) {
+            Some(mut exporter) => {
+                exporter.set_resource(&self.resource);
+                let processor = batch::logs(exporter, self.log_records, executor)?;
+                Some(
+                    SdkLoggerProvider::builder()
+                        .with_log_processor(processor)
+                        .with_resource(self.resource.clone())
+                        .build(),
+                )
+            }
+            None => None,
+        };
+        let meter = match metrics {
+            Some(exporter) => SdkMeterProvider::builder()
+                .with_reader(
+                    PeriodicReader::builder(exporter)
+                        .with_interval(self.metrics_interval)
+                        .build(),
+                )
+                .with_resource(self.resource)
+                .build(),
+            None => SdkMeterProvider::builder().build(),
+        };
         Ok(OtlpGuard {
-            provider,
-            counters,
-            runtime,
+            tracer,
+            logger,
+            meter,
+            span_counters,
+            log_counters,
+            runtime: self.runtime,
         })
+    }
+}
+
+/// The settings of the OTLP exporters, resolved per signal.
+struct Remote<'a> {
+    otlp: &'a Otlp,
+    protocol: Protocol,
+}
+
+impl<'a> Remote<'a> {
+    fn new(otlp: &'a Otlp) -> Result<Self, OtlpError> {
+        let protocol = match otlp.protocol {
+            Some(p) => p,
+            None => match config::signal_env(Signal::Traces, "PROTOCOL") {
+                None => Protocol::Grpc,
+                Some((_, v)) if v.trim() == "grpc" => Protocol::Grpc,
+                Some((_, v)) if v.trim() == "http/protobuf" => Protocol::HttpProtobuf,
+                Some((key, v)) => {
+                    return Err(OtlpError::Invalid {
+                        setting: key,
+                        value: v,
+                        expected: "grpc or http/protobuf",
+                    });
+                }
+            },
+        };
+        Ok(Remote { otlp, protocol })
+    }
+
+    /// The endpoint, timeout, compression and headers of `signal`; `None` when the signal has
+    /// no endpoint (another has).
+    fn settings(&self, signal: Signal) -> Result<Option<SignalSettings>, OtlpError> {
+        let http = self.protocol == Protocol::HttpProtobuf;
+        let Some(endpoint) = config::signal_endpoint(self.otlp.endpoint.as_deref(), signal, http)
+        else {
+            return Ok(None);
+        };
+        if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+            return Err(OtlpError::Invalid {
+                setting: "endpoint".to_owned(),
+                value: endpoint,
+                expected: "an http:// or https:// URL",
+            });
+        }
+        Ok(Some(SignalSettings {
+            endpoint,
+            timeout: config::timeout(self.otlp.timeout, signal)?,
+            gzip: config::gzip(self.otlp.gzip, signal)?,
+            headers: config::headers(&self.otlp.headers, signal)?,
+        }))
+    }
+
+    fn traces(&self) -> Result<Option<opentelemetry_otlp::SpanExporter>, OtlpError> {
+        let Some(s) = self.settings(Signal::Traces)? else {
+            return Ok(None);
+        };
+        let b = opentelemetry_otlp::SpanExporter::builder();
+        match self.protocol {
+            Protocol::Grpc => s.grpc(b.with_tonic())?.build(),
+            Protocol::HttpProtobuf => s.http(b.with_http())?.build(),
+        }
+        .map(Some)
+        .map_err(|e| OtlpError::Exporter(e.to_string()))
+    }
+
+    fn logs(&self) -> Result<Option<opentelemetry_otlp::LogExporter>, OtlpError> {
+        let Some(s) = self.settings(Signal::Logs)? else {
+            return Ok(None);
+        };
+        let b = opentelemetry_otlp::LogExporter::builder();
+        match self.protocol {
+            Protocol::Grpc => s.grpc(b.with_tonic())?.build(),
+            Protocol::HttpProtobuf => s.http(b.with_http())?.build(),
+        }
+        .map(Some)
+        .map_err(|e| OtlpError::Exporter(e.to_string()))
+    }
+
+    fn metrics(&self) -> Result<Option<opentelemetry_otlp::MetricExporter>, OtlpError> {
+        if !config::exporter_on(Signal::Metrics)? {
+            return Ok(None);
+        }
+        let Some(s) = self.settings(Signal::Metrics)? else {
+            return Ok(None);
+        };
+        let b = opentelemetry_otlp::MetricExporter::builder();
+        match self.protocol {
+            Protocol::Grpc => s.grpc(b.with_tonic())?.build(),
+            Protocol::HttpProtobuf => s.http(b.with_http())?.build(),
+        }
+        .map(Some)
+        .map_err(|e| OtlpError::Exporter(e.to_string()))
+    }
+}
+
+/// One signal's resolved transport settings.
+struct SignalSettings {
+    endpoint: String,
+    timeout: Duration,
+    gzip: bool,
+    headers: HeaderMap,
+}
+
+impl SignalSettings {
+    fn grpc<B: WithExportConfig + WithTonicConfig>(self, builder: B) -> Result<B, OtlpError> {
+        let mut builder = builder
+            .with_endpoint(self.endpoint)
+            .with_timeout(self.timeout);
+        if self.gzip {
+            builder = builder.with_compression(opentelemetry_otlp::Compression::Gzip);
+        }
+        if self.headers.is_empty() {
+            return Ok(builder);
+        }
+        // As an interceptor, which runs after the exporter adds the environment's headers:
+        // code wins over the environment here too.
+        let mut metadata = Vec::new();
+        for (name, value) in &self.headers {
+            let key = tonic::metadata::AsciiMetadataKey::from_bytes(name.as_str().as_bytes())
+                .map_err(|_| OtlpError::Invalid {
+                    setting: "headers".to_owned(),
+                    value: name.to_string(),
+                    expected: "an ASCII gRPC metadata name (not ending in -bin)",
+                })?;
+            let value =
+                tonic::metadata::AsciiMetadataValue::try_from(value.as_bytes()).map_err(|_| {
+                    OtlpError::Invalid {
+                        setting: "headers".to_owned(),
+                        value: format!("{name}=<value hidden>"),
+                        expected: "a printable ASCII gRPC metadata value",
+                    }
+                })?;
+            metadata.push((key, value));
+        }
+        let metadata = Arc::new(metadata);
+        Ok(
+            builder.with_interceptor(move |mut req: tonic::Request<()>| {
+                for (k, v) in metadata.iter() {
+                    req.metadata_mut().insert(k.clone(), v.clone());
+                }
+                Ok(req)
+            }),
+        )
+    }
+
+    fn http<B: WithExportConfig + WithHttpConfig>(self, builder: B) -> Result<B, OtlpError> {
+        let mut builder = builder
+            .with_endpoint(self.endpoint)
+            .with_timeout(self.timeout);
+        if self.gzip {
+            builder = builder.with_compression(opentelemetry_otlp::Compression::Gzip);
+        }
+        let client = http_client::HeaderClient::new(self.timeout, self.headers)?;
+        Ok(builder.with_http_client(client))
+    }
+}
+
+mod http_client {
+    //! The blocking HTTP client of the OTLP/HTTP exporters, adding the configured headers last
+    //! so code wins over the environment (which the exporter applies itself).
+
+    use std::time::Duration;
+
+    use http::HeaderMap;
+    use opentelemetry_http::{Bytes, HttpClient, HttpError, Request, Response};
+
+    #[derive(Debug)]
+    pub(crate) struct HeaderClient {
+        inner: reqwest::blocking::Client,
+        headers: HeaderMap,
+    }
+
+    impl HeaderClient {
+        pub(crate) fn new(
+            timeout: Duration,
+            headers: HeaderMap,
+        ) -> Result<HeaderClient, crate::OtlpError> {
+            // Built (and its own runtime started) off any async runtime the caller runs.
+            let inner = std::thread::spawn(move || {
+                reqwest::blocking::Client::builder()
+                    .timeout(timeout)
+                    .build()
+            })
+            .join()
+            .map_err(|_| crate::OtlpError::Exporter("the HTTP client panicked".to_owned()))?
+            .map_err(|e| crate::OtlpError::Exporter(e.to_string()))?;
+            Ok(HeaderClient { inner, headers })
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl HttpClient for HeaderClient {
+        async fn send_bytes(
+            &self,
+            mut request: Request<Bytes>,
+        ) -> Result<Response<Bytes>, HttpError> {
+            for (name, value) in &self.headers {
+                request.headers_mut().insert(name.clone(), value.clone());
+            }
+            self.inner.send_bytes(request).await
+        }
     }
 }
 
@@ -351,53 +694,113 @@ fn exporter_runtime() -> std::io::Result<tokio::runtime::Runtime> {
         .build()
 }
 
-/// Keeps the exporter running; dropping it flushes and shuts down, bounded by a timeout.
-#[must_use = "dropping the guard shuts the exporter down; hold it until the end of main"]
+/// Keeps the exporters running; dropping it flushes and shuts down, bounded by a timeout.
+#[must_use = "dropping the guard shuts the exporters down; hold it until the end of main"]
 pub struct OtlpGuard {
-    provider: SdkTracerProvider,
-    counters: Arc<batch::Counters>,
+    tracer: Option<SdkTracerProvider>,
+    logger: Option<SdkLoggerProvider>,
+    meter: SdkMeterProvider,
+    span_counters: Arc<batch::Counters>,
+    log_counters: Arc<batch::Counters>,
     runtime: Option<tokio::runtime::Runtime>,
 }
 
 impl std::fmt::Debug for OtlpGuard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OtlpGuard").finish_non_exhaustive()
+        f.debug_struct("OtlpGuard")
+            .field("traces", &self.tracer.is_some())
+            .field("logs", &self.logger.is_some())
+            .finish_non_exhaustive()
     }
 }
 
 impl OtlpGuard {
+    fn disabled() -> OtlpGuard {
+        OtlpGuard {
+            tracer: None,
+            logger: None,
+            meter: SdkMeterProvider::builder().build(),
+            span_counters: Arc::default(),
+            log_counters: Arc::default(),
+            runtime: None,
+        }
+    }
+
     /// The layer to add to the subscriber: tracing-opentelemetry's, followed by the bridge that
-    /// puts each span's OpenTelemetry IDs into strata's span store.
+    /// puts each span's OpenTelemetry IDs into strata's span store, and the logs bridge
+    /// (events as log records carrying their span's trace context; the network stack's and
+    /// telemetry crates' own events are left out, so exporting never logs what it exports).
+    /// Does nothing when export is off.
     pub fn layer<S>(&self) -> impl Layer<S> + Send + Sync + 'static
     where
         S: Subscriber + for<'a> LookupSpan<'a> + Send + Sync,
     {
-        let tracer = self.provider.tracer("strata");
-        tracing_opentelemetry::layer()
-            .with_tracer(tracer)
-            .and_then(TraceIds::default())
+        let traces = self
+            .tracer
+            .as_ref()
+            .map(|provider| tracing_opentelemetry::layer().with_tracer(provider.tracer("strata")));
+        // Not inside an `Option`: tracing-subscriber's `Option<Layer>` does not pass
+        // `on_register_dispatch` on, and the bridge needs the dispatch.
+        let ids = TraceIds {
+            enabled: traces.is_some(),
+            dispatch: Arc::default(),
+        };
+        let logs = self
+            .logger
+            .as_ref()
+            .map(opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge::new);
+        Layer::<S>::and_then(traces, ids).and_then(logs)
+    }
+
+    /// The meter provider exporting to the same place as traces, every
+    /// [`Otlp::with_metrics_interval`]; strata-metrics' instruments use it. With export off or
+    /// `OTEL_METRICS_EXPORTER=none`, a provider that exports nothing.
+    pub fn meter_provider(&self) -> &SdkMeterProvider {
+        &self.meter
     }
 
     /// Spans exported so far.
     pub fn exported_spans(&self) -> u64 {
-        self.counters.exported.load(Ordering::Relaxed)
+        self.span_counters.exported.load(Ordering::Relaxed)
     }
 
     /// Spans dropped because the queue (`OTEL_BSP_MAX_QUEUE_SIZE`, default 2048) was full.
     pub fn dropped_spans(&self) -> u64 {
-        self.counters.dropped.load(Ordering::Relaxed)
+        self.span_counters.dropped.load(Ordering::Relaxed)
     }
 
     /// Spans whose export failed.
     pub fn failed_spans(&self) -> u64 {
-        self.counters.failed.load(Ordering::Relaxed)
+        self.span_counters.failed.load(Ordering::Relaxed)
     }
 
-    /// Exports what is buffered, waiting at most about `timeout` (on a thread of its own, so
-    /// it cannot deadlock a current-thread runtime).
+    /// Log records exported so far.
+    pub fn exported_logs(&self) -> u64 {
+        self.log_counters.exported.load(Ordering::Relaxed)
+    }
+
+    /// Log records dropped because the queue (`OTEL_BLRP_MAX_QUEUE_SIZE`, default 2048) was
+    /// full.
+    pub fn dropped_logs(&self) -> u64 {
+        self.log_counters.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Log records whose export failed.
+    pub fn failed_logs(&self) -> u64 {
+        self.log_counters.failed.load(Ordering::Relaxed)
+    }
+
+    /// Exports what is buffered (spans, log records, metrics), waiting at most about
+    /// `timeout` (on a thread of its own, so it cannot deadlock a current-thread runtime).
+    /// `false` when something could not be exported in time.
     pub fn flush(&self, timeout: Duration) -> bool {
-        let provider = self.provider.clone();
-        run_bounded(timeout, move || provider.force_flush().is_ok())
+        let (tracer, logger, meter) =
+            (self.tracer.clone(), self.logger.clone(), self.meter.clone());
+        run_bounded(timeout, move || {
+            let traces = tracer.is_none_or(|t| t.force_flush().is_ok());
+            let logs = logger.is_none_or(|l| l.force_flush().is_ok());
+            traces && logs && meter.force_flush().is_ok()
+        })
     }
 }
 
@@ -414,11 +817,16 @@ fn run_bounded(timeout: Duration, f: impl FnOnce() -> bool + Send + 'static) -> 
 
 impl Drop for OtlpGuard {
     fn drop(&mut self) {
-        let provider = self.provider.clone();
+        // The providers move to the shutdown thread and are dropped there: an HTTP exporter's
+        // blocking client must not be dropped inside the caller's async runtime.
+        let tracer = self.tracer.take();
+        let logger = self.logger.take();
+        let meter = std::mem::replace(&mut self.meter, SdkMeterProvider::builder().build());
         run_bounded(Duration::from_secs(5), move || {
-            provider
-                .shutdown_with_timeout(Duration::from_secs(5))
-                .is_ok()
+            let timeout = Duration::from_secs(5);
+            let traces = tracer.is_none_or(|t| t.shutdown_with_timeout(timeout).is_ok());
+            let logs = logger.is_none_or(|l| l.shutdown_with_timeout(timeout).is_ok());
+            traces && logs && meter.shutdown_with_timeout(timeout).is_ok()
         });
         if let Some(rt) = self.runtime.take() {
             rt.shutdown_background();
@@ -428,8 +836,10 @@ impl Drop for OtlpGuard {
 
 /// Copies each span's OpenTelemetry trace and span IDs into strata-core's span store.
 /// Must come after tracing-opentelemetry's layer ([`OtlpGuard::layer`] composes them so).
-#[derive(Clone, Default)]
+#[derive(Clone)]
 struct TraceIds {
+    /// Off when traces are not exported.
+    enabled: bool,
     dispatch: Arc<OnceLock<WeakDispatch>>,
 }
 
@@ -444,6 +854,9 @@ where
     // Filled at the span's first entry, not its creation: until then its parent may still be
     // set (an incoming `traceparent`), and building the OpenTelemetry span earlier would fix it.
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
+        if !self.enabled {
+            return;
+        }
         let Some(span) = ctx.span(id) else { return };
         if span
             .extensions()

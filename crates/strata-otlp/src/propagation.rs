@@ -1,21 +1,31 @@
-//! W3C TraceContext through strata-request-id: the server middleware continues an incoming
-//! `traceparent`, and `strata_request_id::inject` (and its tower layer) sends the current one.
+//! W3C TraceContext and Baggage through strata-request-id: the server middleware continues an
+//! incoming `traceparent` (and keeps its `baggage`), and `strata_request_id::inject` (and its
+//! tower layer) sends the current ones.
 
 use std::sync::Once;
 
-use opentelemetry::propagation::TextMapPropagator;
+use opentelemetry::propagation::{TextMapCompositePropagator, TextMapPropagator};
 use opentelemetry_http::{HeaderExtractor, HeaderInjector};
-use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-struct W3c;
+struct W3c(TextMapCompositePropagator);
+
+impl W3c {
+    fn new() -> W3c {
+        W3c(TextMapCompositePropagator::new(vec![
+            Box::new(TraceContextPropagator::new()),
+            Box::new(BaggagePropagator::new()),
+        ]))
+    }
+}
 
 impl strata_request_id::Extractor for W3c {
     fn extract(&self, headers: &http::HeaderMap, span: &tracing::Span) {
-        if !headers.contains_key("traceparent") {
+        if !headers.contains_key("traceparent") && !headers.contains_key("baggage") {
             return;
         }
-        let cx = TraceContextPropagator::new().extract(&HeaderExtractor(headers));
+        let cx = self.0.extract(&HeaderExtractor(headers));
         // Fails only when the span was already started, which the middleware never does.
         let _ = span.set_parent(cx);
     }
@@ -27,17 +37,18 @@ impl strata_request_id::Injector for W3c {
             return;
         }
         let cx = tracing::Span::current().context();
-        TraceContextPropagator::new().inject_context(&cx, &mut HeaderInjector(headers));
+        self.0.inject_context(&cx, &mut HeaderInjector(headers));
     }
 }
 
-/// Registers W3C TraceContext propagation with strata-request-id (once per process; later
-/// calls do nothing): incoming `traceparent` headers become the request span's parent, and
-/// outgoing requests carry the current span's `traceparent`.
+/// Registers W3C TraceContext and Baggage propagation with strata-request-id (once per process;
+/// later calls do nothing): incoming `traceparent` headers become the request span's parent and
+/// incoming `baggage` stays in its context, and outgoing requests carry the current span's
+/// `traceparent` and the baggage.
 pub fn install_propagation() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        strata_request_id::add_extractor(W3c);
-        strata_request_id::add_injector(W3c);
+        strata_request_id::add_extractor(W3c::new());
+        strata_request_id::add_injector(W3c::new());
     });
 }

@@ -42,7 +42,7 @@ fn drops_are_reported_in_the_logs() {
         let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
         text.lines()
             .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-            .find(|l| l["event"] == "spans_dropped")
+            .find(|l| l["event"] == "telemetry_dropped" && l["signal"] == "spans")
     };
     let deadline = Instant::now() + Duration::from_secs(20);
     while report().is_none() {
@@ -56,7 +56,7 @@ fn drops_are_reported_in_the_logs() {
     assert!(otlp.dropped_spans() >= r["dropped"].as_u64().unwrap());
     let reports = String::from_utf8(logs.0.lock().unwrap().clone())
         .unwrap()
-        .matches("spans_dropped")
+        .matches("telemetry_dropped")
         .count();
     assert!(reports <= 3, "rate-limited: {reports} reports");
 }

@@ -64,8 +64,16 @@ fn an_incoming_traceparent_is_continued_and_the_current_one_is_sent() {
     let spans = receiver.wait_for_spans(2, Duration::from_secs(10));
     let request = spans
         .iter()
-        .find(|s| s.name == "request")
+        .find(|s| s.kind == 2)
         .unwrap_or_else(|| panic!("{spans:#?}"));
+    // Semantic-convention names in the export; strata's names stay in the JSON lines.
+    assert_eq!(request.name, "GET /hello");
+    assert_eq!(request.attributes["http.request.method"], "GET");
+    assert_eq!(request.attributes["http.route"], "/hello");
+    assert_eq!(request.attributes["url.path"], "/hello");
+    assert_eq!(request.attributes["http.response.status_code"], "200");
+    assert!(request.attributes.contains_key("request_id"));
+    assert_eq!(request.status_code, 0);
     assert_eq!(
         request.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736",
         "the caller's trace"

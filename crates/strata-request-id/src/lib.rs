@@ -23,7 +23,10 @@
 //! - [`RequestIdLayer`]: tower middleware for servers (axum, hyper): takes or makes the ID,
 //!   opens the `request` span, writes one access line, echoes the ID.
 //! - [`inject`] and [`PropagateLayer`]: the ID (and trace context, via [`Injector`]) into
-//!   outgoing calls.
+//!   outgoing calls. The layer also opens one quiet `http_client` span per call — `method`,
+//!   `url` (userinfo removed, cut to 512 bytes), `server.address`, `server.port`, then
+//!   `status_code` and `duration_ms`, or `error` — and injects inside it, so the `traceparent`
+//!   sent names the client span as the remote server span's parent.
 //! - [`JobContext`]: carry the context through a queue to a worker.
 //! - [`spawn`], [`spawn_blocking`]: tokio's, keeping the current span.
 //! - [`record_user`], [`current_request_id`], [`request_span`].
@@ -43,7 +46,8 @@ mod id;
 mod server;
 
 pub use client::{
-    Extractor, Injector, Propagate, PropagateLayer, add_extractor, add_injector, inject, inject_as,
+    Extractor, Injector, Propagate, PropagateFuture, PropagateLayer, add_extractor, add_injector,
+    inject, inject_as,
 };
 pub use context::{
     JobContext, REQUEST_ID_FIELD, USER_ID_FIELD, current_request_id, record_user, request_span,

@@ -130,29 +130,7 @@ impl Sink for NonBlocking {
 
 /// Targets whose events never reach network sinks: the network stack and telemetry crates
 /// (and strata's own sinks), whose logs would otherwise be sent again and again.
-pub const NO_NETWORK_TARGETS: &[&str] = &[
-    "hyper",
-    "hyper_",
-    "h2",
-    "tonic",
-    "tonic_",
-    "tower",
-    "tower_",
-    "reqwest",
-    "lettre",
-    "opentelemetry",
-    "opentelemetry_",
-    "tracing_opentelemetry",
-    "rustls",
-    "rustls_",
-    "tokio_rustls",
-    "hickory_",
-    "sentry",
-    "sentry_",
-    "strata_router",
-    "strata_otlp",
-    "strata_capture",
-];
+pub const NO_NETWORK_TARGETS: &[&str] = strata_core::TELEMETRY_TARGETS;
 
 /// How a route renders events.
 #[derive(Debug, Clone)]
@@ -453,10 +431,7 @@ where
         } else {
             None
         };
-        let no_network = self.has_network
-            && NO_NETWORK_TARGETS
-                .iter()
-                .any(|p| target_has_prefix(meta.target(), p));
+        let no_network = self.has_network && strata_core::is_telemetry_target(meta.target());
         let info = EventInfo::new(sev, meta);
         BUFFERS.with(|cell| {
             let Ok(mut bufs) = cell.try_borrow_mut() else {
