@@ -250,6 +250,8 @@ impl Reporter {
 }
 
 fn run<T>(shared: &Shared<T>, export: &mut impl FnMut(Vec<T>) -> OTelSdkResult) {
+    // What exporting makes (an HTTP client's spans and logs) is not exported in turn.
+    let _quiet = Context::enter_telemetry_suppressed_scope();
     let mut batch: Vec<T> = Vec::with_capacity(MAX_BATCH);
     let mut reporter = Reporter::default();
     loop {
@@ -312,6 +314,12 @@ pub(crate) fn spans<E: SpanExporter + 'static>(
     executor: Executor,
 ) -> std::io::Result<Batch<SpanData>> {
     Batch::spawn(settings, "spans", move |mut batch: Vec<SpanData>| {
+        // Spans of the network stack and telemetry crates made where suppression does not
+        // reach (a client's own threads) are not exported: each export would make more.
+        batch.retain(|s| !crate::semconv::from_telemetry(s));
+        if batch.is_empty() {
+            return Ok(());
+        }
         batch.iter_mut().for_each(crate::semconv::apply);
         executor.run(exporter.export(batch))
     })

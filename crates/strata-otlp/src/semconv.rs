@@ -20,10 +20,21 @@ const CLIENT: &[(&str, &str)] = &[
     ("status_code", "http.response.status_code"),
 ];
 
+/// The span's module (`code.module.name`, which tracing-opentelemetry records).
+fn module(span: &SpanData) -> Option<std::borrow::Cow<'_, str>> {
+    span.attributes
+        .iter()
+        .find(|kv| kv.key.as_str() == "code.module.name")
+        .map(|kv| kv.value.as_str())
+}
+
 fn from_request_id(span: &SpanData) -> bool {
-    span.attributes.iter().any(|kv| {
-        kv.key.as_str() == "code.module.name" && kv.value.as_str().starts_with("strata_request_id")
-    })
+    module(span).is_some_and(|m| m.starts_with("strata_request_id"))
+}
+
+/// Whether the span comes from the network stack or a telemetry crate.
+pub(crate) fn from_telemetry(span: &SpanData) -> bool {
+    module(span).is_some_and(|m| strata_core::is_telemetry_target(&m))
 }
 
 fn int(value: &Value) -> Option<i64> {

@@ -4,7 +4,7 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use strata_otlp::{Otlp, OtlpError};
+use strata_otlp::{Otlp, OtlpError, Protocol};
 use strata_testkit::OtlpReceiver;
 use tracing_subscriber::prelude::*;
 
@@ -226,4 +226,44 @@ fn code_beats_the_environment_which_beats_the_defaults() {
     export_one_span(&otlp);
     assert_eq!(otlp.exported_spans(), 1, "gzip over HTTP");
     assert_eq!(receiver.wait_for_spans(2, Duration::from_secs(10)).len(), 2);
+}
+
+#[test]
+fn headers_reach_the_collector_and_code_beats_the_environment() {
+    let receiver = OtlpReceiver::start().unwrap();
+    for (protocol, endpoint) in [
+        (Protocol::Grpc, receiver.grpc_endpoint()),
+        (Protocol::HttpProtobuf, receiver.http_traces_endpoint()),
+    ] {
+        let otlp = with_env(
+            &[
+                (
+                    "OTEL_EXPORTER_OTLP_HEADERS",
+                    "x-tenant=from-env,x-region=eu%2Dwest",
+                ),
+                ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "x-team=payments"),
+            ],
+            || {
+                Otlp::new()
+                    .with_endpoint(&endpoint)
+                    .with_protocol(protocol)
+                    .with_logs(false)
+                    .with_header("x-tenant", "from-code")
+                    .start()
+                    .unwrap()
+            },
+        );
+        let before = receiver.request_headers().len();
+        export_one_span(&otlp);
+        let all = receiver.request_headers();
+        let headers = all
+            .get(before)
+            .unwrap_or_else(|| panic!("{protocol:?}: no request"));
+        assert_eq!(
+            headers["x-tenant"], "from-code",
+            "{protocol:?}: {headers:?}"
+        );
+        assert_eq!(headers["x-region"], "eu-west", "URL-decoded");
+        assert_eq!(headers["x-team"], "payments", "per-signal variable");
+    }
 }
