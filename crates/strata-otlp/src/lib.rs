@@ -1,7 +1,8 @@
-//! OpenTelemetry export for strata: spans to any OTLP endpoint (gRPC or HTTP/protobuf) through
-//! `tracing-opentelemetry` and `opentelemetry-otlp`, and the exported span's trace and span IDs
-//! in strata-core's span store, so every strata JSON line inside a span carries the same
-//! `trace_id`/`span_id` that the trace backend shows.
+//! OpenTelemetry export for strata: traces, logs and metrics to any OTLP endpoint (gRPC or
+//! HTTP/protobuf) through `tracing-opentelemetry`, `opentelemetry-appender-tracing` and
+//! `opentelemetry-otlp`, with the exported span's trace and span IDs in strata-core's span
+//! store, so every strata JSON line inside a span carries the same `trace_id`/`span_id` that
+//! the trace backend shows — and so does the exported log record of the same event.
 //!
 //! ```no_run
 //! use strata_otlp::Otlp;
@@ -21,14 +22,24 @@
 //! # Ok::<(), strata_otlp::OtlpError>(())
 //! ```
 //!
-//! With no endpoint configured (in code or `OTEL_EXPORTER_OTLP_*`), spans go to a local file as
-//! OTLP/JSON lines instead ([`Otlp::with_file`]). W3C TraceContext propagation through
-//! strata-request-id is one call: [`install_propagation`].
+//! With no endpoint configured (in code or `OTEL_EXPORTER_OTLP_*`), spans, log records and
+//! metrics go to a local file as OTLP/JSON lines instead ([`Otlp::with_file`]). W3C
+//! TraceContext and Baggage propagation through strata-request-id is one call:
+//! [`install_propagation`]. Every setting, its `OTEL_*` variable and default: [`Otlp`].
 //!
-//! Status: traces over gRPC, HTTP/protobuf or the local file, with a resource (`service.name`,
-//! `service.version`, `deployment.environment.name`, `host.name`, `process.pid`, plus
-//! `OTEL_RESOURCE_ATTRIBUTES`), trace IDs in JSON lines, W3C propagation, counted drops. The
-//! logs bridge, Baggage, HTTP semantic-convention names and the rest of `OTEL_*` come next.
+//! - Resource: `service.name`, `service.version`, `deployment.environment.name`, `host.name`,
+//!   `process.pid`, plus `OTEL_RESOURCE_ATTRIBUTES`.
+//! - strata-request-id's server span `request` and client span `http_client` are exported with
+//!   the HTTP semantic conventions (kind, `GET /users/{id}` names, `http.request.method`,
+//!   `http.route`, `url.full`, `http.response.status_code`, `error.type`), and error status on
+//!   5xx (server) or 4xx/5xx (client); an ERROR event marks any span as failed. The rewrite runs
+//!   on the export thread, and JSON lines keep strata's field names.
+//! - Queues are bounded; dropped and failed spans and log records are counted
+//!   ([`OtlpGuard::dropped_spans`]…) and reported in the logs at most once a second.
+//! - No feedback loop: telemetry is suppressed on the exporter's threads, the network stack's
+//!   and telemetry crates' events are never exported as log records, nor their spans.
+//! - The guard's drop flushes with a timeout from any thread: a multi-thread runtime, a
+//!   current-thread runtime, or none.
 
 mod batch;
 mod config;
@@ -46,8 +57,8 @@ pub use opentelemetry_sdk::metrics::SdkMeterProvider;
 pub use opentelemetry_sdk::trace::Sampler;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use config::{Signal, env};
@@ -60,9 +71,8 @@ use opentelemetry_sdk::logs::SdkLoggerProvider;
 use opentelemetry_sdk::metrics::PeriodicReader;
 use opentelemetry_sdk::trace::{SdkTracerProvider, SpanExporter};
 use strata_core::{TraceContext, store};
-use tracing_core::dispatcher::WeakDispatch;
+use tracing_core::Subscriber;
 use tracing_core::span::Id;
-use tracing_core::{Dispatch, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
@@ -741,15 +751,15 @@ impl OtlpGuard {
     where
         S: Subscriber + for<'a> LookupSpan<'a> + Send + Sync,
     {
-        let traces = self
-            .tracer
-            .as_ref()
-            .map(|provider| tracing_opentelemetry::layer().with_tracer(provider.tracer("strata")));
-        // Not inside an `Option`: tracing-subscriber's `Option<Layer>` does not pass
-        // `on_register_dispatch` on, and the bridge needs the dispatch.
+        // No `thread.id`/`thread.name` attributes: in async code the thread that created a
+        // span says little (its work hops threads), and the name costs an allocation per span.
+        let traces = self.tracer.as_ref().map(|provider| {
+            tracing_opentelemetry::layer()
+                .with_threads(false)
+                .with_tracer(provider.tracer("strata"))
+        });
         let ids = TraceIds {
             enabled: traces.is_some(),
-            dispatch: Arc::default(),
         };
         let logs = self
             .logger
@@ -841,57 +851,44 @@ impl Drop for OtlpGuard {
 }
 
 /// Copies each span's OpenTelemetry trace and span IDs into strata-core's span store.
-/// Must come after tracing-opentelemetry's layer ([`OtlpGuard::layer`] composes them so).
-#[derive(Clone)]
+/// Must come after tracing-opentelemetry's layer ([`OtlpGuard::layer`] composes them so): its
+/// `on_enter` has just made the span's OpenTelemetry context current (context activation),
+/// so the IDs are one thread-local read away.
+#[derive(Clone, Copy)]
 struct TraceIds {
     /// Off when traces are not exported.
     enabled: bool,
-    dispatch: Arc<OnceLock<WeakDispatch>>,
 }
 
 impl<S> Layer<S> for TraceIds
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
-    fn on_register_dispatch(&self, subscriber: &Dispatch) {
-        let _ = self.dispatch.set(subscriber.downgrade());
-    }
-
     // Filled at the span's first entry, not its creation: until then its parent may still be
-    // set (an incoming `traceparent`), and building the OpenTelemetry span earlier would fix it.
+    // set (an incoming `traceparent`), and starting the OpenTelemetry span earlier would fix it.
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
         if !self.enabled {
             return;
         }
         let Some(span) = ctx.span(id) else { return };
-        if span
-            .extensions()
-            .get::<store::SpanFields>()
-            .is_some_and(|f| f.trace_context().is_some())
-        {
-            return;
-        }
-        drop(span);
-        let Some(dispatch) = self.dispatch.get().and_then(WeakDispatch::upgrade) else {
-            return;
-        };
-        // Builds (starts) the OpenTelemetry span; no extensions may be held meanwhile.
-        let Some(cx) = tracing_opentelemetry::get_otel_context(id, &dispatch) else {
-            return;
-        };
-        let sc = cx.span().span_context().clone();
-        if !sc.is_valid() {
-            return;
-        }
-        let Some(span) = ctx.span(id) else { return };
         let mut ext = span.extensions_mut();
         // The store layer (strata's first layer) created the fields at the span's creation.
-        if let Some(fields) = ext.get_mut::<store::SpanFields>() {
-            fields.set_trace_context(TraceContext::new(
-                sc.trace_id().to_bytes(),
-                sc.span_id().to_bytes(),
-                sc.is_sampled(),
-            ));
+        let Some(fields) = ext.get_mut::<store::SpanFields>() else {
+            return;
+        };
+        if fields.trace_context().is_some() {
+            return;
         }
+        opentelemetry::Context::map_current(|cx| {
+            let span = cx.span();
+            let sc = span.span_context();
+            if sc.is_valid() {
+                fields.set_trace_context(TraceContext::new(
+                    sc.trace_id().to_bytes(),
+                    sc.span_id().to_bytes(),
+                    sc.is_sampled(),
+                ));
+            }
+        });
     }
 }
