@@ -142,3 +142,68 @@ fn spans_reach_the_collector_over_http_protobuf() {
     assert_eq!(spans[0].attributes["invoice_id"], "7");
     assert_eq!(spans[0].trace_id.len(), 32);
 }
+
+/// Starts, traces and drops the guard (which must flush) inside `flavor`: a current-thread
+/// runtime, a multi-thread runtime's worker, or no runtime.
+fn start_trace_drop(protocol: Protocol, endpoint: String, flavor: &'static str, name: String) {
+    let body = move || {
+        let otlp = Otlp::new()
+            .with_endpoint(endpoint)
+            .with_protocol(protocol)
+            .start()
+            .unwrap();
+        let subscriber = tracing_subscriber::registry()
+            .with(strata_core::StoreLayer::default())
+            .with(otlp.layer());
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info_span!("shutdown", case = name.as_str()).in_scope(|| tracing::info!("bye"));
+        });
+        drop(otlp); // no explicit flush: the guard's drop exports what is buffered
+    };
+    match flavor {
+        "current_thread" => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async { body() }),
+        "multi_thread" => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async { tokio::spawn(async { body() }).await.unwrap() }),
+        _ => body(),
+    }
+}
+
+#[test]
+fn the_guard_flushes_on_drop_inside_any_runtime_over_both_protocols() {
+    let receiver = OtlpReceiver::start().unwrap();
+    let mut expected = Vec::new();
+    for (protocol, endpoint) in [
+        (Protocol::Grpc, receiver.grpc_endpoint()),
+        (Protocol::HttpProtobuf, receiver.http_traces_endpoint()),
+    ] {
+        for flavor in ["current_thread", "multi_thread", "none"] {
+            let name = format!("{protocol:?}/{flavor}");
+            let (tx, rx) = std::sync::mpsc::channel();
+            let (endpoint, case) = (endpoint.clone(), name.clone());
+            std::thread::spawn(move || {
+                start_trace_drop(protocol, endpoint, flavor, case);
+                tx.send(()).unwrap();
+            });
+            rx.recv_timeout(Duration::from_secs(60))
+                .unwrap_or_else(|_| panic!("{name}: dropping the guard hung"));
+            expected.push(name);
+        }
+    }
+    let spans = receiver.wait_for_spans(expected.len(), Duration::from_secs(10));
+    for name in &expected {
+        assert!(
+            spans.iter().any(|s| s.attributes.get("case") == Some(name)),
+            "{name}: the span made before the drop was not exported: {spans:#?}"
+        );
+    }
+    let logs = receiver.wait_for_logs(expected.len(), Duration::from_secs(10));
+    assert_eq!(logs.len(), expected.len(), "log records flushed too");
+}
