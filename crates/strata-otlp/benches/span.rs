@@ -30,6 +30,15 @@ fn one_span() {
     .in_scope(|| black_box(()));
 }
 
+fn span_with_line() {
+    tracing::info_span!(
+        "request",
+        request_id = "67e55044-10b1-426f-9247-bb680e5fe0c8",
+        route = "/api/v1/users/{id}"
+    )
+    .in_scope(|| tracing::info!(user_id = 42_u64, status = 200_u64, "request completed"));
+}
+
 fn span(c: &mut Criterion) {
     let mut g = c.benchmark_group("span_export");
     let peer = SdkTracerProvider::builder()
@@ -53,6 +62,40 @@ fn span(c: &mut Criterion) {
     });
     tracing::dispatcher::with_default(&peer_dispatch, || {
         g.bench_function("tracing_opentelemetry_batch", |b| b.iter(one_span));
+    });
+    g.finish();
+
+    // What a service pays: a span with one log line inside, written as JSON and exported.
+    // strata: store + strata-otlp + strata-json; peer: tracing-opentelemetry (SDK batch) +
+    // tracing-subscriber's JSON formatter with the current span, both writing to io::sink.
+    let mut g = c.benchmark_group("span_with_json_line");
+    let strata_json = tracing::Dispatch::new(
+        tracing_subscriber::registry()
+            .with(strata_core::StoreLayer::default())
+            .with(strata.layer())
+            .with(
+                strata_json::layer()
+                    .with_service("bench")
+                    .with_writer(std::io::sink),
+            ),
+    );
+    let peer_json = tracing::Dispatch::new(
+        tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(peer.tracer("bench")))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(true)
+                    .with_span_list(true)
+                    .with_writer(std::io::sink),
+            ),
+    );
+    tracing::dispatcher::with_default(&strata_json, || {
+        g.bench_function("strata", |b| b.iter(span_with_line));
+    });
+    tracing::dispatcher::with_default(&peer_json, || {
+        g.bench_function("tracing_opentelemetry_fmt_json", |b| b.iter(span_with_line));
     });
     g.finish();
     assert!(strata.flush(std::time::Duration::from_secs(30)));

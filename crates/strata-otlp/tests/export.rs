@@ -156,7 +156,8 @@ fn start_trace_drop(protocol: Protocol, endpoint: String, flavor: &'static str, 
             .with(strata_core::StoreLayer::default())
             .with(otlp.layer());
         tracing::subscriber::with_default(subscriber, || {
-            tracing::info_span!("shutdown", case = name.as_str()).in_scope(|| tracing::info!("bye"));
+            tracing::info_span!("shutdown", case = name.as_str())
+                .in_scope(|| tracing::info!("bye"));
         });
         drop(otlp); // no explicit flush: the guard's drop exports what is buffered
     };
