@@ -183,7 +183,7 @@ impl Otlp {
     /// Appends spans, log records and metrics to a local file as OTLP/JSON lines instead of
     /// sending them, keeping at most about twice `max_bytes` (the file and one previous). This
     /// is also what happens when no endpoint is set in code or the environment:
-    /// `STRATA_TRACES_FILE`, or `.strata/traces.jsonl`, 50 MB.
+    /// `STRATA_TELEMETRY_FILE`, or `.strata/telemetry.jsonl`, 50 MB.
     #[must_use]
     pub fn with_file(mut self, path: impl Into<PathBuf>, max_bytes: u64) -> Self {
         self.file = Some((path.into(), max_bytes));
@@ -298,8 +298,8 @@ impl Otlp {
         if local {
             let (path, max) = self.file.clone().unwrap_or_else(|| {
                 (
-                    env("STRATA_TRACES_FILE").map_or_else(
-                        || PathBuf::from(".strata").join("traces.jsonl"),
+                    env("STRATA_TELEMETRY_FILE").map_or_else(
+                        || PathBuf::from(".strata").join("telemetry.jsonl"),
                         PathBuf::from,
                     ),
                     50_000_000,

@@ -267,3 +267,29 @@ fn headers_reach_the_collector_and_code_beats_the_environment() {
         assert_eq!(headers["x-team"], "payments", "per-signal variable");
     }
 }
+
+#[test]
+fn with_no_endpoint_anywhere_telemetry_goes_to_the_local_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("local.jsonl");
+    let otlp = with_env(&[("STRATA_TELEMETRY_FILE", path.to_str().unwrap())], || {
+        Otlp::new().start().unwrap()
+    });
+    export_one_span(&otlp);
+    drop(otlp);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["name"] == "work"),
+        "{text}"
+    );
+    assert!(
+        lines.iter().any(|l| l.get("resourceLogs").is_some()),
+        "{text}"
+    );
+}
