@@ -64,15 +64,14 @@ pub fn host_name() -> Option<String> {
 
 /// Targets of the network stack and of telemetry crates (strata's own sinks included). Their
 /// events must never be sent over the network by a telemetry sink — each send would log again,
-/// a feedback loop. A prefix ending in `_` matches crate families (`hyper_util`).
+/// a feedback loop. A prefix ending in `_` matches crate families (`hyper_util`). Not tower or
+/// tower-http: their request spans and events (`TraceLayer`) are the application's.
 pub const TELEMETRY_TARGETS: &[&str] = &[
     "hyper",
     "hyper_",
     "h2",
     "tonic",
     "tonic_",
-    "tower",
-    "tower_",
     "reqwest",
     "lettre",
     "opentelemetry",

@@ -3,13 +3,12 @@
 //! full, on a timer, or on flush. Callers wake the thread only when a batch fills (a wake-up is a
 //! system call), and a full buffer drops the item and counts it — the caller never waits.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use opentelemetry::Context;
 use opentelemetry::InstrumentationScope;
-use opentelemetry::logs::Severity;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::logs::{LogBatch, LogExporter, LogProcessor, SdkLogRecord};
@@ -47,7 +46,6 @@ struct Shared<T> {
     counters: Arc<Counters>,
     /// What is exported, for messages: "spans", "log records".
     what: &'static str,
-    reported: AtomicBool,
 }
 
 impl<T> Shared<T> {
@@ -82,6 +80,9 @@ pub(crate) struct Batch<T> {
     shared: Arc<Shared<T>>,
 }
 
+/// Waits until a deadline for a batch processor to export what it holds; `false` on timeout.
+pub(crate) type Waiter = Arc<dyn Fn(Instant) -> bool + Send + Sync>;
+
 /// The settings every batch processor shares.
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
@@ -108,10 +109,10 @@ impl<T: Send + 'static> Batch<T> {
             wake: Condvar::new(),
             done: Condvar::new(),
             capacity: settings.capacity.max(1),
-            delay: settings.delay,
+            // A zero delay would spin the export thread.
+            delay: settings.delay.max(Duration::from_millis(1)),
             counters: settings.counters,
             what,
-            reported: AtomicBool::new(false),
         });
         let worker = Arc::clone(&shared);
         std::thread::Builder::new()
@@ -161,6 +162,17 @@ impl<T: Send + 'static> Batch<T> {
         true
     }
 
+    /// Waits, until a deadline, for everything accepted before the call to be exported.
+    pub(crate) fn waiter(&self) -> Waiter {
+        let shared = Arc::clone(&self.shared);
+        Arc::new(move |deadline| {
+            Batch {
+                shared: Arc::clone(&shared),
+            }
+            .wait_done(deadline)
+        })
+    }
+
     fn flush(&self) -> OTelSdkResult {
         let timeout = Duration::from_secs(10);
         if self.wait_done(Instant::now() + timeout) {
@@ -208,6 +220,8 @@ struct Reporter {
     last: Option<Instant>,
     dropped: u64,
     failed: u64,
+    /// The last export error.
+    error: Option<String>,
 }
 
 impl Reporter {
@@ -237,12 +251,14 @@ impl Reporter {
             );
         }
         if new_failed > 0 {
+            let error = self.error.take().unwrap_or_default();
             tracing::warn!(
                 target: "strata_otlp",
                 event = "telemetry_export_failed",
                 signal = what,
                 failed = new_failed,
                 failed_total = failed,
+                error,
                 "exporting {new_failed} {what} failed"
             );
         }
@@ -287,12 +303,7 @@ fn run<T>(shared: &Shared<T>, export: &mut impl FnMut(Vec<T>) -> OTelSdkResult) 
                 Ok(()) => _ = shared.counters.exported.fetch_add(len, Ordering::Relaxed),
                 Err(e) => {
                     shared.counters.failed.fetch_add(len, Ordering::Relaxed);
-                    if !shared.reported.swap(true, Ordering::Relaxed) {
-                        eprintln!(
-                            "strata-otlp: exporting {} failed: {e}; further failures are only counted",
-                            shared.what
-                        );
-                    }
+                    reporter.error = Some(e.to_string());
                 }
             }
         }
@@ -314,12 +325,6 @@ pub(crate) fn spans<E: SpanExporter + 'static>(
     executor: Executor,
 ) -> std::io::Result<Batch<SpanData>> {
     Batch::spawn(settings, "spans", move |mut batch: Vec<SpanData>| {
-        // Spans of the network stack and telemetry crates made where suppression does not
-        // reach (a client's own threads) are not exported: each export would make more.
-        batch.retain(|s| !crate::semconv::from_telemetry(s));
-        if batch.is_empty() {
-            return Ok(());
-        }
         batch.iter_mut().for_each(crate::semconv::apply);
         executor.run(exporter.export(batch))
     })
@@ -364,12 +369,6 @@ impl SpanProcessor for Batch<SpanData> {
 impl LogProcessor for Batch<LogItem> {
     fn emit(&self, record: &mut SdkLogRecord, scope: &InstrumentationScope) {
         self.push((record.clone(), scope.clone()));
-    }
-
-    /// The network stack's and telemetry crates' own events are not exported: each export
-    /// would log again.
-    fn event_enabled(&self, _level: Severity, target: &str, _name: Option<&str>) -> bool {
-        !strata_core::is_telemetry_target(target)
     }
 
     fn force_flush(&self) -> OTelSdkResult {

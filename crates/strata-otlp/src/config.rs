@@ -101,7 +101,11 @@ pub(crate) fn timeout(code: Option<Duration>, signal: Signal) -> Result<Duration
     }
     match signal_env(signal, "TIMEOUT") {
         None => Ok(Duration::from_secs(10)),
-        Some((key, _)) => Ok(env_millis(&key)?.unwrap_or(Duration::from_secs(10))),
+        Some((key, v)) => v
+            .trim()
+            .parse::<u64>()
+            .map(Duration::from_millis)
+            .map_err(|_| invalid(&key, v, "a whole number of milliseconds")),
     }
 }
 
@@ -131,9 +135,10 @@ pub(crate) fn headers(code: &[(String, String)], signal: Signal) -> Result<Heade
         let Some(list) = env(key) else { continue };
         for pair in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let Some((name, value)) = pair.split_once('=') else {
+                // Not even part of the pair is repeated: it may be a credential.
                 return Err(invalid(
                     key,
-                    format!("{}…", pair.chars().take(20).collect::<String>()),
+                    "<value hidden>",
                     "comma-separated name=value pairs",
                 ));
             };
@@ -216,26 +221,45 @@ pub(crate) fn exporter_on(signal: Signal) -> Result<bool, OtlpError> {
     }
 }
 
-/// The URL a signal is sent to. A per-signal variable is used as it is; otherwise the base
-/// (code, then `OTEL_EXPORTER_OTLP_ENDPOINT`) gets the signal's path over HTTP (replacing
-/// another signal's path it may end with), and is used as it is over gRPC.
-pub(crate) fn signal_endpoint(code: Option<&str>, signal: Signal, http: bool) -> Option<String> {
+/// The URL a signal is sent to, and the setting it came from. A per-signal variable is used as
+/// it is; otherwise the base (code, then `OTEL_EXPORTER_OTLP_ENDPOINT`) gets the signal's path
+/// over HTTP (replacing another signal's path it may end with), and is used as it is over gRPC.
+pub(crate) fn signal_endpoint(
+    code: Option<&str>,
+    signal: Signal,
+    http: bool,
+) -> Option<(String, String)> {
     let specific = format!("OTEL_EXPORTER_OTLP_{}_ENDPOINT", signal.upper());
     if code.is_none()
         && let Some(v) = env(&specific)
     {
-        return Some(v.trim().to_owned());
+        return Some((specific, v.trim().to_owned()));
     }
-    let base = code
-        .map(str::to_owned)
-        .or_else(|| env("OTEL_EXPORTER_OTLP_ENDPOINT"))?;
+    let (setting, base) = match code {
+        Some(c) => ("with_endpoint".to_owned(), c.to_owned()),
+        None => (
+            "OTEL_EXPORTER_OTLP_ENDPOINT".to_owned(),
+            env("OTEL_EXPORTER_OTLP_ENDPOINT")?,
+        ),
+    };
     let base = base.trim();
     if !http {
-        return Some(base.to_owned());
+        return Some((setting, base.to_owned()));
     }
     let mut base = base.trim_end_matches('/');
     for s in [Signal::Traces, Signal::Logs, Signal::Metrics] {
         base = base.strip_suffix(s.path()).unwrap_or(base);
     }
-    Some(format!("{base}{}", signal.path()))
+    Some((setting, format!("{base}{}", signal.path())))
+}
+
+/// `url` without a `user:password@` part, for messages.
+pub(crate) fn without_userinfo(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) if scheme.is_empty() => rest[at + 1..].to_owned(),
+        Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
+        None => url.to_owned(),
+    }
 }

@@ -59,7 +59,7 @@ pub use opentelemetry_sdk::trace::Sampler;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use config::{Signal, env};
 use http::HeaderMap;
@@ -137,7 +137,7 @@ pub enum OtlpError {
 /// | metrics interval | [`with_metrics_interval`](Otlp::with_metrics_interval) | `OTEL_METRIC_EXPORT_INTERVAL` (ms) | 60 s |
 /// | service | [`with_service_name`](Otlp::with_service_name) | `OTEL_SERVICE_NAME`, `STRATA_SERVICE` | executable name |
 /// | resource | [`with_service_version`](Otlp::with_service_version), [`with_environment`](Otlp::with_environment) | `OTEL_RESOURCE_ATTRIBUTES`, `STRATA_VERSION`, `STRATA_ENV` | — |
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Otlp {
     enabled: Option<bool>,
     endpoint: Option<String>,
@@ -279,20 +279,21 @@ impl Otlp {
         self
     }
 
-    /// Starts the exporters (on threads and a runtime of their own: they work from any thread,
-    /// inside or outside an async runtime).
+    /// Starts the exporters (on threads, and for gRPC a runtime, of their own: they work from
+    /// any thread, inside or outside an async runtime). Every setting is checked before
+    /// anything starts.
     ///
     /// # Errors
     ///
     /// [`OtlpError::Invalid`] naming a bad setting; [`OtlpError::Exporter`] or
     /// [`OtlpError::Runtime`] when an exporter cannot be built.
     pub fn start(self) -> Result<OtlpGuard, OtlpError> {
-        let started = self.prepare()?;
-        let Some(mut started) = started else {
+        let Some(mut started) = self.prepare()? else {
             return Ok(OtlpGuard::disabled());
         };
+        let [traces_on, logs_on, metrics_on] = started.on;
         let local = self.file.is_some()
-            || [Signal::Traces, Signal::Logs, Signal::Metrics]
+            || SIGNALS
                 .iter()
                 .all(|s| config::signal_endpoint(self.endpoint.as_deref(), *s, false).is_none());
         if local {
@@ -307,27 +308,48 @@ impl Otlp {
             });
             let file = file::FileExporter::new(path, max, &started.resource);
             // File writes need no runtime.
-            return started.finish(
-                Some(file.clone()),
-                Some(file.clone()),
-                Some(file),
-                batch::Executor(None),
-            );
+            let local = |on: bool| on.then(|| (file.clone(), batch::Executor(None)));
+            let metrics = metrics_on.then(|| file.clone());
+            return started.finish(local(traces_on), local(logs_on), metrics);
         }
+        // Every signal's settings, checked before a thread or runtime exists.
+        let plan = |signal: Signal, on: bool| -> Result<Option<Plan>, OtlpError> {
+            if !on {
+                return Ok(None);
+            }
+            Plan::new(&self, signal)
+        };
+        let plans = [
+            plan(Signal::Traces, traces_on)?,
+            plan(Signal::Logs, logs_on)?,
+            plan(Signal::Metrics, metrics_on)?,
+        ];
         // The gRPC exporters' channels live on this runtime, so export works from the export
         // threads whatever runtime (if any) the application runs.
-        let runtime = exporter_runtime()?;
-        let remote = Remote::new(&self)?;
-        let _enter = runtime.enter();
-        let traces = remote.traces()?;
-        let logs = if started.logs { remote.logs()? } else { None };
-        let metrics = remote.metrics()?;
-        drop(_enter);
-        // Only gRPC runs on the runtime; the blocking HTTP client must not.
-        let grpc = remote.protocol == Protocol::Grpc;
-        let executor = batch::Executor(grpc.then(|| runtime.handle().clone()));
-        started.runtime = Some(runtime);
-        started.finish(traces, logs, metrics, executor)
+        let runtime = plans
+            .iter()
+            .flatten()
+            .any(|p| p.protocol == Protocol::Grpc)
+            .then(exporter_runtime)
+            .transpose()?;
+        let handle = runtime.as_ref().map(|rt| rt.handle().clone());
+        let built = {
+            let _enter = runtime.as_ref().map(tokio::runtime::Runtime::enter);
+            build_exporters(plans, handle)
+        };
+        match built {
+            Ok((traces, logs, metrics)) => {
+                started.runtime = runtime;
+                started.finish(traces, logs, metrics)
+            }
+            Err(e) => {
+                // Never dropped in the caller's async context, where that would panic.
+                if let Some(rt) = runtime {
+                    rt.shutdown_background();
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Starts with `exporter` for spans instead of the OTLP one (a custom exporter; benchmarks
@@ -347,12 +369,10 @@ impl Otlp {
         let runtime = exporter_runtime()?;
         let executor = batch::Executor(Some(runtime.handle().clone()));
         started.runtime = Some(runtime);
-        started.logs = false;
         started.finish(
-            Some(exporter),
+            Some((exporter, executor)),
+            None::<(file::FileExporter, batch::Executor)>,
             None::<file::FileExporter>,
-            None::<file::FileExporter>,
-            executor,
         )
     }
 
@@ -365,30 +385,6 @@ impl Otlp {
         if !enabled {
             return Ok(None);
         }
-        let service = self
-            .service_name
-            .clone()
-            .or_else(|| env("OTEL_SERVICE_NAME"))
-            .unwrap_or_else(strata_core::default_service_name);
-        // The SDK's builder also reads OTEL_RESOURCE_ATTRIBUTES; ours come on top.
-        let mut attrs = vec![KeyValue::new("process.pid", i64::from(std::process::id()))];
-        if let Some(host) = strata_core::host_name() {
-            attrs.push(KeyValue::new("host.name", host));
-        }
-        if let Some(v) = self
-            .service_version
-            .clone()
-            .or_else(|| env("STRATA_VERSION"))
-        {
-            attrs.push(KeyValue::new("service.version", v));
-        }
-        if let Some(e) = self.environment.clone().or_else(|| env("STRATA_ENV")) {
-            attrs.push(KeyValue::new("deployment.environment.name", e));
-        }
-        let resource = Resource::builder()
-            .with_service_name(service)
-            .with_attributes(attrs)
-            .build();
         let settings = |queue: &str, delay: &str| -> Result<batch::Settings, OtlpError> {
             Ok(batch::Settings {
                 capacity: match self.queue {
@@ -403,19 +399,152 @@ impl Otlp {
             spans: settings("OTEL_BSP_MAX_QUEUE_SIZE", "OTEL_BSP_SCHEDULE_DELAY")?,
             log_records: settings("OTEL_BLRP_MAX_QUEUE_SIZE", "OTEL_BLRP_SCHEDULE_DELAY")?,
             sampler: config::sampler(self.sampler.clone())?,
-            logs: match self.logs {
-                Some(l) => l,
-                None => config::exporter_on(Signal::Logs)?,
-            },
+            on: [
+                config::exporter_on(Signal::Traces)?,
+                match self.logs {
+                    Some(l) => l,
+                    None => config::exporter_on(Signal::Logs)?,
+                },
+                config::exporter_on(Signal::Metrics)?,
+            ],
             metrics_interval: match self.metrics_interval {
                 Some(i) => i,
                 None => config::env_millis("OTEL_METRIC_EXPORT_INTERVAL")?
                     .unwrap_or(Duration::from_secs(60)),
             },
-            resource,
+            resource: self.resource(),
             runtime: None,
         }))
     }
+
+    /// The resource: the SDK's detectors (`OTEL_RESOURCE_ATTRIBUTES`, `OTEL_SERVICE_NAME`),
+    /// then what code set; the executable's name only when nothing named the service, and
+    /// `host.name`/`process.pid` only where the environment did not set them.
+    fn resource(&self) -> Resource {
+        let detected = Resource::builder().build();
+        let has = |key: &'static str| {
+            detected
+                .get(&opentelemetry::Key::from_static_str(key))
+                .is_some()
+        };
+        let named = detected
+            .get(&opentelemetry::Key::from_static_str("service.name"))
+            .is_some_and(|v| !v.as_str().starts_with("unknown_service"));
+        let mut attrs = Vec::new();
+        if !has("process.pid") {
+            attrs.push(KeyValue::new("process.pid", i64::from(std::process::id())));
+        }
+        if !has("host.name")
+            && let Some(host) = strata_core::host_name()
+        {
+            attrs.push(KeyValue::new("host.name", host));
+        }
+        let version = self
+            .service_version
+            .clone()
+            .or_else(|| env("STRATA_VERSION").filter(|_| !has("service.version")));
+        if let Some(v) = version {
+            attrs.push(KeyValue::new("service.version", v));
+        }
+        let environment = self
+            .environment
+            .clone()
+            .or_else(|| env("STRATA_ENV").filter(|_| !has("deployment.environment.name")));
+        if let Some(e) = environment {
+            attrs.push(KeyValue::new("deployment.environment.name", e));
+        }
+        let service = self
+            .service_name
+            .clone()
+            .or_else(|| (!named).then(strata_core::default_service_name));
+        let mut builder = Resource::builder().with_attributes(attrs);
+        if let Some(service) = service {
+            builder = builder.with_service_name(service);
+        }
+        builder.build()
+    }
+}
+
+impl std::fmt::Debug for Otlp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Header values carry credentials: names only.
+        let headers: Vec<&str> = self.headers.iter().map(|(n, _)| n.as_str()).collect();
+        f.debug_struct("Otlp")
+            .field("enabled", &self.enabled)
+            .field(
+                "endpoint",
+                &self.endpoint.as_deref().map(config::without_userinfo),
+            )
+            .field("file", &self.file)
+            .field("protocol", &self.protocol)
+            .field("headers", &headers)
+            .field("service_name", &self.service_name)
+            .finish_non_exhaustive()
+    }
+}
+
+const SIGNALS: [Signal; 3] = [Signal::Traces, Signal::Logs, Signal::Metrics];
+
+/// The exporters of [`Otlp::start`], each with where its futures run.
+type Exporters = (
+    Option<(opentelemetry_otlp::SpanExporter, batch::Executor)>,
+    Option<(opentelemetry_otlp::LogExporter, batch::Executor)>,
+    Option<opentelemetry_otlp::MetricExporter>,
+);
+
+/// Builds the OTLP exporters of `plans` (inside the gRPC runtime's context, when there is
+/// one). The HTTP ones share one blocking client.
+fn build_exporters(
+    plans: [Option<Plan>; 3],
+    handle: Option<tokio::runtime::Handle>,
+) -> Result<Exporters, OtlpError> {
+    let client = if plans
+        .iter()
+        .flatten()
+        .any(|p| p.protocol == Protocol::HttpProtobuf)
+    {
+        Some(http_client::blocking_client()?)
+    } else {
+        None
+    };
+    let [traces, logs, metrics] = plans;
+    let executor = |p: &Plan| {
+        batch::Executor(
+            (p.protocol == Protocol::Grpc)
+                .then(|| handle.clone())
+                .flatten(),
+        )
+    };
+    macro_rules! build {
+        ($plan:expr, $exporter:path) => {{
+            let plan = $plan;
+            let b = <$exporter>::builder();
+            match plan.protocol {
+                Protocol::Grpc => plan.settings.grpc(b.with_tonic())?.build(),
+                Protocol::HttpProtobuf => {
+                    plan.settings.http(b.with_http(), client.clone())?.build()
+                }
+            }
+            .map_err(|e| OtlpError::Exporter(e.to_string()))?
+        }};
+    }
+    let traces = match traces {
+        Some(p) => Some((executor(&p), build!(p, opentelemetry_otlp::SpanExporter))),
+        None => None,
+    };
+    let logs = match logs {
+        Some(p) => Some((executor(&p), build!(p, opentelemetry_otlp::LogExporter))),
+        None => None,
+    };
+    let metrics = match metrics {
+        Some(p) => Some(build!(p, opentelemetry_otlp::MetricExporter)),
+        None => None,
+    };
+    Ok((
+        traces.map(|(e, x)| (x, e)),
+        logs.map(|(e, x)| (x, e)),
+        metrics,
+    ))
 }
 
 /// What [`Otlp::prepare`] resolved, before the exporters exist.
@@ -424,7 +553,8 @@ struct Started {
     spans: batch::Settings,
     log_records: batch::Settings,
     sampler: Sampler,
-    logs: bool,
+    /// Traces, logs, metrics: on or off.
+    on: [bool; 3],
     metrics_interval: Duration,
     runtime: Option<tokio::runtime::Runtime>,
 }
@@ -432,10 +562,9 @@ struct Started {
 impl Started {
     fn finish<T, L, M>(
         self,
-        traces: Option<T>,
-        logs: Option<L>,
+        traces: Option<(T, batch::Executor)>,
+        logs: Option<(L, batch::Executor)>,
         metrics: Option<M>,
-        executor: batch::Executor,
     ) -> Result<OtlpGuard, OtlpError>
     where
         T: SpanExporter + 'static,
@@ -446,10 +575,12 @@ impl Started {
             Arc::clone(&self.spans.counters),
             Arc::clone(&self.log_records.counters),
         );
+        let mut waiters = Vec::new();
         let tracer = match traces {
-            Some(mut exporter) => {
+            Some((mut exporter, executor)) => {
                 exporter.set_resource(&self.resource);
-                let processor = batch::spans(exporter, self.spans, executor.clone())?;
+                let processor = batch::spans(exporter, self.spans, executor)?;
+                waiters.push(processor.waiter());
                 Some(
                     SdkTracerProvider::builder()
                         .with_span_processor(processor)
@@ -460,10 +591,11 @@ impl Started {
             }
             None => None,
         };
-        let logger = match logs.filter(|_| self.logs) {
-            Some(mut exporter) => {
+        let logger = match logs {
+            Some((mut exporter, executor)) => {
                 exporter.set_resource(&self.resource);
                 let processor = batch::logs(exporter, self.log_records, executor)?;
+                waiters.push(processor.waiter());
                 Some(
                     SdkLoggerProvider::builder()
                         .with_log_processor(processor)
@@ -473,21 +605,22 @@ impl Started {
             }
             None => None,
         };
-        let meter = match metrics {
-            Some(exporter) => SdkMeterProvider::builder()
+        let meter = metrics.map(|exporter| {
+            SdkMeterProvider::builder()
                 .with_reader(
                     PeriodicReader::builder(exporter)
                         .with_interval(self.metrics_interval)
                         .build(),
                 )
                 .with_resource(self.resource)
-                .build(),
-            None => SdkMeterProvider::builder().build(),
-        };
+                .build()
+        });
         Ok(OtlpGuard {
             tracer,
             logger,
             meter,
+            no_meter: SdkMeterProvider::builder().build(),
+            waiters,
             span_counters,
             log_counters,
             runtime: self.runtime,
@@ -495,17 +628,18 @@ impl Started {
     }
 }
 
-/// The settings of the OTLP exporters, resolved per signal.
-struct Remote<'a> {
-    otlp: &'a Otlp,
+/// One signal's exporter settings, resolved and checked.
+struct Plan {
     protocol: Protocol,
+    settings: SignalSettings,
 }
 
-impl<'a> Remote<'a> {
-    fn new(otlp: &'a Otlp) -> Result<Self, OtlpError> {
+impl Plan {
+    /// `None` when the signal has no endpoint (another has).
+    fn new(otlp: &Otlp, signal: Signal) -> Result<Option<Plan>, OtlpError> {
         let protocol = match otlp.protocol {
             Some(p) => p,
-            None => match config::signal_env(Signal::Traces, "PROTOCOL") {
+            None => match config::signal_env(signal, "PROTOCOL") {
                 None => Protocol::Grpc,
                 Some((_, v)) if v.trim() == "grpc" => Protocol::Grpc,
                 Some((_, v)) if v.trim() == "http/protobuf" => Protocol::HttpProtobuf,
@@ -518,72 +652,35 @@ impl<'a> Remote<'a> {
                 }
             },
         };
-        Ok(Remote { otlp, protocol })
-    }
-
-    /// The endpoint, timeout, compression and headers of `signal`; `None` when the signal has
-    /// no endpoint (another has).
-    fn settings(&self, signal: Signal) -> Result<Option<SignalSettings>, OtlpError> {
-        let http = self.protocol == Protocol::HttpProtobuf;
-        let Some(endpoint) = config::signal_endpoint(self.otlp.endpoint.as_deref(), signal, http)
+        let http = protocol == Protocol::HttpProtobuf;
+        let Some((setting, endpoint)) =
+            config::signal_endpoint(otlp.endpoint.as_deref(), signal, http)
         else {
             return Ok(None);
         };
-        if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+        let expected = if endpoint.starts_with("https://") {
+            "an http:// URL (https:// needs TLS, which strata-otlp does not build with yet)"
+        } else if endpoint.starts_with("http://") {
+            ""
+        } else {
+            "an http:// URL"
+        };
+        if !expected.is_empty() {
             return Err(OtlpError::Invalid {
-                setting: "endpoint".to_owned(),
-                value: endpoint,
-                expected: "an http:// or https:// URL",
+                setting,
+                value: config::without_userinfo(&endpoint),
+                expected,
             });
         }
-        Ok(Some(SignalSettings {
-            endpoint,
-            timeout: config::timeout(self.otlp.timeout, signal)?,
-            gzip: config::gzip(self.otlp.gzip, signal)?,
-            headers: config::headers(&self.otlp.headers, signal)?,
+        Ok(Some(Plan {
+            protocol,
+            settings: SignalSettings {
+                endpoint,
+                timeout: config::timeout(otlp.timeout, signal)?,
+                gzip: config::gzip(otlp.gzip, signal)?,
+                headers: config::headers(&otlp.headers, signal)?,
+            },
         }))
-    }
-
-    fn traces(&self) -> Result<Option<opentelemetry_otlp::SpanExporter>, OtlpError> {
-        let Some(s) = self.settings(Signal::Traces)? else {
-            return Ok(None);
-        };
-        let b = opentelemetry_otlp::SpanExporter::builder();
-        match self.protocol {
-            Protocol::Grpc => s.grpc(b.with_tonic())?.build(),
-            Protocol::HttpProtobuf => s.http(b.with_http())?.build(),
-        }
-        .map(Some)
-        .map_err(|e| OtlpError::Exporter(e.to_string()))
-    }
-
-    fn logs(&self) -> Result<Option<opentelemetry_otlp::LogExporter>, OtlpError> {
-        let Some(s) = self.settings(Signal::Logs)? else {
-            return Ok(None);
-        };
-        let b = opentelemetry_otlp::LogExporter::builder();
-        match self.protocol {
-            Protocol::Grpc => s.grpc(b.with_tonic())?.build(),
-            Protocol::HttpProtobuf => s.http(b.with_http())?.build(),
-        }
-        .map(Some)
-        .map_err(|e| OtlpError::Exporter(e.to_string()))
-    }
-
-    fn metrics(&self) -> Result<Option<opentelemetry_otlp::MetricExporter>, OtlpError> {
-        if !config::exporter_on(Signal::Metrics)? {
-            return Ok(None);
-        }
-        let Some(s) = self.settings(Signal::Metrics)? else {
-            return Ok(None);
-        };
-        let b = opentelemetry_otlp::MetricExporter::builder();
-        match self.protocol {
-            Protocol::Grpc => s.grpc(b.with_tonic())?.build(),
-            Protocol::HttpProtobuf => s.http(b.with_http())?.build(),
-        }
-        .map(Some)
-        .map_err(|e| OtlpError::Exporter(e.to_string()))
     }
 }
 
@@ -637,15 +734,23 @@ impl SignalSettings {
         )
     }
 
-    fn http<B: WithExportConfig + WithHttpConfig>(self, builder: B) -> Result<B, OtlpError> {
+    fn http<B: WithExportConfig + WithHttpConfig>(
+        self,
+        builder: B,
+        client: Option<reqwest::blocking::Client>,
+    ) -> Result<B, OtlpError> {
         let mut builder = builder
             .with_endpoint(self.endpoint)
             .with_timeout(self.timeout);
         if self.gzip {
             builder = builder.with_compression(opentelemetry_otlp::Compression::Gzip);
         }
-        let client = http_client::HeaderClient::new(self.timeout, self.headers)?;
-        Ok(builder.with_http_client(client))
+        let inner = client.ok_or_else(|| OtlpError::Exporter("no HTTP client".to_owned()))?;
+        Ok(builder.with_http_client(http_client::HeaderClient {
+            inner,
+            headers: self.headers,
+            timeout: self.timeout,
+        }))
     }
 }
 
@@ -658,40 +763,41 @@ mod http_client {
     use http::HeaderMap;
     use opentelemetry_http::{Bytes, HttpClient, HttpError, Request, Response};
 
-    #[derive(Debug)]
-    pub(crate) struct HeaderClient {
-        inner: reqwest::blocking::Client,
-        headers: HeaderMap,
-    }
-
-    impl HeaderClient {
-        pub(crate) fn new(
-            timeout: Duration,
-            headers: HeaderMap,
-        ) -> Result<HeaderClient, crate::OtlpError> {
-            // Built (and its own runtime started) off any async runtime the caller runs.
-            let inner = std::thread::spawn(move || {
-                reqwest::blocking::Client::builder()
-                    .timeout(timeout)
-                    .build()
-            })
+    /// The client every HTTP exporter shares, built (with its own runtime) off any async
+    /// runtime the caller runs.
+    pub(crate) fn blocking_client() -> Result<reqwest::blocking::Client, crate::OtlpError> {
+        std::thread::spawn(|| reqwest::blocking::Client::builder().build())
             .join()
             .map_err(|_| crate::OtlpError::Exporter("the HTTP client panicked".to_owned()))?
-            .map_err(|e| crate::OtlpError::Exporter(e.to_string()))?;
-            Ok(HeaderClient { inner, headers })
-        }
+            .map_err(|e| crate::OtlpError::Exporter(e.to_string()))
+    }
+
+    #[derive(Debug)]
+    pub(crate) struct HeaderClient {
+        pub(crate) inner: reqwest::blocking::Client,
+        pub(crate) headers: HeaderMap,
+        pub(crate) timeout: Duration,
     }
 
     #[async_trait::async_trait]
     impl HttpClient for HeaderClient {
-        async fn send_bytes(
-            &self,
-            mut request: Request<Bytes>,
-        ) -> Result<Response<Bytes>, HttpError> {
+        async fn send_bytes(&self, request: Request<Bytes>) -> Result<Response<Bytes>, HttpError> {
+            let mut request = request.map(|b| b.to_vec());
             for (name, value) in &self.headers {
                 request.headers_mut().insert(name.clone(), value.clone());
             }
-            self.inner.send_bytes(request).await
+            // The signal's timeout, per request: the client is shared.
+            let mut request = reqwest::blocking::Request::try_from(request)?;
+            *request.timeout_mut() = Some(self.timeout);
+            let mut response = self.inner.execute(request)?;
+            let status = response.status();
+            let headers = std::mem::take(response.headers_mut());
+            let mut body = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::Read::take(response, 4 << 20), &mut body)?;
+            let mut out = Response::new(Bytes::from(body));
+            *out.status_mut() = status;
+            *out.headers_mut() = headers;
+            Ok(out)
         }
     }
 }
@@ -704,7 +810,7 @@ fn exporter_runtime() -> std::io::Result<tokio::runtime::Runtime> {
         .worker_threads(1)
         .thread_name("strata-otlp")
         .on_thread_start(|| {
-            std::mem::forget(opentelemetry::Context::enter_telemetry_suppressed_scope())
+            std::mem::forget(opentelemetry::Context::enter_telemetry_suppressed_scope());
         })
         .enable_all()
         .build()
@@ -715,7 +821,11 @@ fn exporter_runtime() -> std::io::Result<tokio::runtime::Runtime> {
 pub struct OtlpGuard {
     tracer: Option<SdkTracerProvider>,
     logger: Option<SdkLoggerProvider>,
-    meter: SdkMeterProvider,
+    meter: Option<SdkMeterProvider>,
+    /// Handed out when metrics are off: exports nothing.
+    no_meter: SdkMeterProvider,
+    /// Wait, until a deadline, for what the span and log batch processors hold.
+    waiters: Vec<batch::Waiter>,
     span_counters: Arc<batch::Counters>,
     log_counters: Arc<batch::Counters>,
     runtime: Option<tokio::runtime::Runtime>,
@@ -726,6 +836,7 @@ impl std::fmt::Debug for OtlpGuard {
         f.debug_struct("OtlpGuard")
             .field("traces", &self.tracer.is_some())
             .field("logs", &self.logger.is_some())
+            .field("metrics", &self.meter.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -735,7 +846,9 @@ impl OtlpGuard {
         OtlpGuard {
             tracer: None,
             logger: None,
-            meter: SdkMeterProvider::builder().build(),
+            meter: None,
+            no_meter: SdkMeterProvider::builder().build(),
+            waiters: Vec::new(),
             span_counters: Arc::default(),
             log_counters: Arc::default(),
             runtime: None,
@@ -744,27 +857,32 @@ impl OtlpGuard {
 
     /// The layer to add to the subscriber: tracing-opentelemetry's, followed by the bridge that
     /// puts each span's OpenTelemetry IDs into strata's span store, and the logs bridge
-    /// (events as log records carrying their span's trace context; the network stack's and
-    /// telemetry crates' own events are left out, so exporting never logs what it exports).
-    /// Does nothing when export is off.
+    /// (events as log records carrying their span's trace context). The network stack's and
+    /// telemetry crates' own spans and events ([`strata_core::TELEMETRY_TARGETS`]) are left
+    /// out — decided once per callsite — so exporting never exports itself. Does nothing when
+    /// export is off.
     pub fn layer<S>(&self) -> impl Layer<S> + Send + Sync + 'static
     where
         S: Subscriber + for<'a> LookupSpan<'a> + Send + Sync,
     {
+        let not_telemetry = || {
+            tracing_subscriber::filter::filter_fn(|m| !strata_core::is_telemetry_target(m.target()))
+        };
         // Thread attributes stay on: without them (`with_threads(false)`, 350 instructions
         // less per span on the caller) sustained gRPC export here fell from ~32 k to ~17 k
         // spans/s, repeatably, for a reason not yet found (docs/performance.md).
-        let traces = self
-            .tracer
-            .as_ref()
-            .map(|provider| tracing_opentelemetry::layer().with_tracer(provider.tracer("strata")));
+        let traces = self.tracer.as_ref().map(|provider| {
+            tracing_opentelemetry::layer()
+                .with_tracer(provider.tracer("strata"))
+                .with_filter(not_telemetry())
+        });
         let ids = TraceIds {
             enabled: traces.is_some(),
         };
-        let logs = self
-            .logger
-            .as_ref()
-            .map(opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge::new);
+        let logs = self.logger.as_ref().map(|provider| {
+            opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge::new(provider)
+                .with_filter(not_telemetry())
+        });
         Layer::<S>::and_then(traces, ids).and_then(logs)
     }
 
@@ -772,7 +890,7 @@ impl OtlpGuard {
     /// [`Otlp::with_metrics_interval`]; strata-metrics' instruments use it. With export off or
     /// `OTEL_METRICS_EXPORTER=none`, a provider that exports nothing.
     pub fn meter_provider(&self) -> &SdkMeterProvider {
-        &self.meter
+        self.meter.as_ref().unwrap_or(&self.no_meter)
     }
 
     /// Spans exported so far.
@@ -807,16 +925,19 @@ impl OtlpGuard {
     }
 
     /// Exports what is buffered (spans, log records, metrics), waiting at most about
-    /// `timeout` (on a thread of its own, so it cannot deadlock a current-thread runtime).
-    /// `false` when something could not be exported in time.
+    /// `timeout`; `false` when something was not exported in time. It never needs the
+    /// caller's runtime, so it cannot deadlock a current-thread runtime.
     pub fn flush(&self, timeout: Duration) -> bool {
-        let (tracer, logger, meter) =
-            (self.tracer.clone(), self.logger.clone(), self.meter.clone());
-        run_bounded(timeout, move || {
-            let traces = tracer.is_none_or(|t| t.force_flush().is_ok());
-            let logs = logger.is_none_or(|l| l.force_flush().is_ok());
-            traces && logs && meter.force_flush().is_ok()
-        })
+        let deadline = Instant::now() + timeout;
+        let mut ok = true;
+        for wait in &self.waiters {
+            ok &= wait(deadline);
+        }
+        if let Some(meter) = self.meter.clone() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            ok &= run_bounded(left, move || meter.force_flush().is_ok());
+        }
+        ok
     }
 }
 
@@ -833,17 +954,21 @@ fn run_bounded(timeout: Duration, f: impl FnOnce() -> bool + Send + 'static) -> 
 
 impl Drop for OtlpGuard {
     fn drop(&mut self) {
-        // The providers move to the shutdown thread and are dropped there: an HTTP exporter's
-        // blocking client must not be dropped inside the caller's async runtime.
-        let tracer = self.tracer.take();
-        let logger = self.logger.take();
-        let meter = std::mem::replace(&mut self.meter, SdkMeterProvider::builder().build());
-        run_bounded(Duration::from_secs(5), move || {
-            let timeout = Duration::from_secs(5);
-            let traces = tracer.is_none_or(|t| t.shutdown_with_timeout(timeout).is_ok());
-            let logs = logger.is_none_or(|l| l.shutdown_with_timeout(timeout).is_ok());
-            traces && logs && meter.shutdown_with_timeout(timeout).is_ok()
-        });
+        // One deadline for everything. The providers move to the shutdown thread and are
+        // dropped there: an HTTP exporter's blocking client must not be dropped inside the
+        // caller's async runtime.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let left = move || deadline.saturating_duration_since(Instant::now());
+        let (tracer, logger, meter) = (self.tracer.take(), self.logger.take(), self.meter.take());
+        if tracer.is_some() || logger.is_some() || meter.is_some() {
+            run_bounded(left() + Duration::from_millis(100), move || {
+                // Each one shut down, whatever the others did.
+                let traces = tracer.is_none_or(|t| t.shutdown_with_timeout(left()).is_ok());
+                let logs = logger.is_none_or(|l| l.shutdown_with_timeout(left()).is_ok());
+                let metrics = meter.is_none_or(|m| m.shutdown_with_timeout(left()).is_ok());
+                traces & logs & metrics
+            });
+        }
         if let Some(rt) = self.runtime.take() {
             rt.shutdown_background();
         }

@@ -20,21 +20,10 @@ const CLIENT: &[(&str, &str)] = &[
     ("status_code", "http.response.status_code"),
 ];
 
-/// The span's module (`code.module.name`, which tracing-opentelemetry records).
-fn module(span: &SpanData) -> Option<std::borrow::Cow<'_, str>> {
-    span.attributes
-        .iter()
-        .find(|kv| kv.key.as_str() == "code.module.name")
-        .map(|kv| kv.value.as_str())
-}
-
 fn from_request_id(span: &SpanData) -> bool {
-    module(span).is_some_and(|m| m.starts_with("strata_request_id"))
-}
-
-/// Whether the span comes from the network stack or a telemetry crate.
-pub(crate) fn from_telemetry(span: &SpanData) -> bool {
-    module(span).is_some_and(|m| strata_core::is_telemetry_target(&m))
+    span.attributes.iter().any(|kv| {
+        kv.key.as_str() == "code.module.name" && kv.value.as_str().starts_with("strata_request_id")
+    })
 }
 
 fn int(value: &Value) -> Option<i64> {
@@ -59,35 +48,48 @@ pub(crate) fn apply(span: &mut SpanData) {
     let mut route = None;
     let mut status = None;
     let mut error = None;
+    let mut error_type = false;
     for kv in &mut span.attributes {
         if let Some((_, to)) = names.iter().find(|(from, _)| kv.key.as_str() == *from) {
+            // `url.full` is an absolute URL; a client's origin-form target is a path.
+            let to = if *to == "url.full" && !kv.value.as_str().contains("://") {
+                "url.path"
+            } else {
+                to
+            };
             kv.key = Key::from_static_str(to);
         }
         match kv.key.as_str() {
             "http.request.method" => method = Some(kv.value.as_str().into_owned()),
             "http.route" => route = Some(kv.value.as_str().into_owned()),
-            "http.response.status_code" => status = int(&kv.value),
-            "error" => error = Some(kv.value.as_str().into_owned()),
-            _ => {}
-        }
-    }
-    if let Some(code) = status {
-        // The convention's integer, whatever the field's recorded type.
-        for kv in &mut span.attributes {
-            if kv.key.as_str() == "http.response.status_code" {
-                kv.value = Value::I64(code);
+            "http.response.status_code" => {
+                status = int(&kv.value);
+                // The convention's integer, whatever the field's recorded type.
+                if let Some(code) = status {
+                    kv.value = Value::I64(code);
+                }
             }
+            "error" => error = Some(kv.value.as_str().into_owned()),
+            "error.type" => error_type = true,
+            _ => {}
         }
     }
     span.span_kind = kind.clone();
     if let Some(method) = method {
+        // `{method} {route}` for servers, `{method}` for clients; `HTTP` for methods outside
+        // the standard set.
+        let method = if method == "_OTHER" {
+            "HTTP".to_owned()
+        } else {
+            method
+        };
         span.name = match (kind, route) {
             (SpanKind::Server, Some(route)) => format!("{method} {route}").into(),
             _ => method.into(),
         };
     }
     // Server spans fail on 5xx (a 4xx is the client's error); client spans on 4xx and 5xx,
-    // or when no response came.
+    // or when no response came (`error` recorded: a transport error or a cancelled call).
     let threshold = if span.span_kind == SpanKind::Server {
         500
     } else {
@@ -95,16 +97,15 @@ pub(crate) fn apply(span: &mut SpanData) {
     };
     let failed = status.filter(|s| *s >= threshold);
     if matches!(span.status, Status::Unset) {
-        if let Some(code) = failed {
-            span.status = Status::error(format!("HTTP {code}"));
+        if failed.is_some() {
+            // No description: the status code says it.
+            span.status = Status::error("");
         } else if let Some(e) = &error {
             span.status = Status::error(e.clone());
         }
     }
-    if let Some(code) = failed {
-        span.attributes
-            .push(KeyValue::new("error.type", code.to_string()));
-    } else if error.is_some() {
-        span.attributes.push(KeyValue::new("error.type", "_OTHER"));
+    if !error_type && matches!(span.status, Status::Error { .. }) {
+        let value = failed.map_or_else(|| "_OTHER".to_owned(), |code| code.to_string());
+        span.attributes.push(KeyValue::new("error.type", value));
     }
 }

@@ -40,6 +40,10 @@ fn child() {
                             tracing::error!(sku, "stock database unreachable");
                             return (axum::http::StatusCode::INTERNAL_SERVER_ERROR, String::new());
                         }
+                        if sku == "none" {
+                            tracing::warn!(sku, "unknown sku");
+                            return (axum::http::StatusCode::NOT_FOUND, String::new());
+                        }
                         let cx = opentelemetry::Context::current();
                         let tenant = cx.baggage().get("tenant").map(|v| v.to_string());
                         (axum::http::StatusCode::OK, tenant.unwrap_or_default())
@@ -161,7 +165,7 @@ fn one_trace_crosses_two_services_with_baggage_and_semantic_conventions() {
             let addr = listener.local_addr().unwrap();
             tokio::spawn(async move { axum::serve(listener, app).await });
             let mut out = Vec::new();
-            for sku in ["42", "0"] {
+            for sku in ["42", "0", "none"] {
                 let r = reqwest::Client::new()
                     .get(format!("http://{addr}/checkout/{sku}"))
                     .header("baggage", "tenant=acme")
@@ -174,7 +178,18 @@ fn one_trace_crosses_two_services_with_baggage_and_semantic_conventions() {
         })
     });
     drop(inventory.stdin.take()); // the child stops serving, flushes and exits
-    assert!(inventory.wait().unwrap().success(), "the child failed");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = inventory.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = inventory.kill();
+            panic!("the child did not exit");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "the child failed");
     assert!(otlp.flush(Duration::from_secs(10)));
     assert_eq!(
         responses[0],
@@ -182,9 +197,14 @@ fn one_trace_crosses_two_services_with_baggage_and_semantic_conventions() {
         "the baggage crossed both hops"
     );
     assert_eq!(responses[1].0, 502);
+    assert_eq!(responses[2].0, 502);
 
-    let spans = receiver.wait_for_spans(6, Duration::from_secs(20));
-    assert_eq!(spans.len(), 6, "{spans:#?}");
+    let spans = receiver.wait_for_spans(9, Duration::from_secs(20));
+    assert_eq!(
+        spans.len(),
+        9,
+        "three spans per call, nothing else: {spans:#?}"
+    );
     let ok_trace = spans
         .iter()
         .find(|s| {

@@ -82,11 +82,28 @@ fn bad_values_are_typed_errors_naming_the_variable() {
         invalid(err),
         ("OTEL_TRACES_SAMPLER_ARG".to_owned(), "1.5".to_owned())
     );
-    let err = Otlp::new()
-        .with_endpoint("localhost:4317")
-        .start()
-        .unwrap_err();
-    assert_eq!(invalid(err).0, "endpoint");
+    let err = with_env(&[], || {
+        Otlp::new()
+            .with_endpoint("localhost:4317")
+            .start()
+            .unwrap_err()
+    });
+    assert_eq!(invalid(err).0, "with_endpoint");
+    // Named after the variable it came from, without the credentials in it.
+    let err = with_env(
+        &[(
+            "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
+            "ftp://user:pa55@collector:4317",
+        )],
+        || Otlp::new().start().unwrap_err(),
+    );
+    assert_eq!(
+        invalid(err),
+        (
+            "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT".to_owned(),
+            "ftp://collector:4317".to_owned()
+        )
+    );
 }
 
 #[test]
@@ -108,18 +125,25 @@ fn header_injection_is_refused_without_repeating_the_secret() {
     assert!(message.contains("OTEL_EXPORTER_OTLP_HEADERS"), "{message}");
     assert!(message.contains("api-key"), "{message}");
     assert!(!message.contains("s3cr3t"), "the value leaked: {message}");
-    let err = Otlp::new()
-        .with_endpoint("http://127.0.0.1:4317")
-        .with_header("x-tenant", "acme\nx-admin: true")
-        .start()
-        .unwrap_err();
+    let err = with_env(&[], || {
+        Otlp::new()
+            .with_endpoint("http://127.0.0.1:4317")
+            .with_header("x-tenant", "acme\nx-admin: true")
+            .start()
+            .unwrap_err()
+    });
     assert!(!err.to_string().contains("acme"), "{err}");
     assert_eq!(invalid(err).0, "with_header");
-    let err = Otlp::new()
-        .with_endpoint("http://127.0.0.1:4317")
-        .with_header("bad header", "v")
-        .start()
-        .unwrap_err();
+    let err = with_env(&[], || {
+        Otlp::new()
+            .with_endpoint("http://127.0.0.1:4317")
+            .with_header("bad header", "v")
+            .start()
+            .unwrap_err()
+    });
+    // Debug output names headers, never their values.
+    let settings = Otlp::new().with_header("authorization", "Bearer sk-live-123");
+    assert!(!format!("{settings:?}").contains("sk-live"), "{settings:?}");
     assert_eq!(
         invalid(err),
         ("with_header".to_owned(), "bad header".to_owned())
@@ -160,8 +184,8 @@ fn otel_sdk_disabled_turns_everything_off_and_code_turns_it_back_on() {
     });
     let lines = export_one_span(&otlp);
     assert!(lines[0].get("trace_id").is_none(), "{lines:?}");
-    assert_eq!(otlp.exported_spans(), 0);
     drop(otlp);
+    assert!(receiver.spans().is_empty(), "nothing was sent");
     let otlp = with_env(&[("OTEL_SDK_DISABLED", "true")], || {
         Otlp::new()
             .with_endpoint(&endpoint)
@@ -226,6 +250,78 @@ fn code_beats_the_environment_which_beats_the_defaults() {
     export_one_span(&otlp);
     assert_eq!(otlp.exported_spans(), 1, "gzip over HTTP");
     assert_eq!(receiver.wait_for_spans(2, Duration::from_secs(10)).len(), 2);
+    let headers = receiver.request_headers();
+    assert_eq!(
+        headers
+            .last()
+            .unwrap()
+            .get("content-encoding")
+            .map(String::as_str),
+        Some("gzip"),
+        "{headers:?}"
+    );
+}
+
+#[test]
+fn per_signal_variables_and_the_resource_from_the_environment() {
+    let receiver = OtlpReceiver::start().unwrap();
+    // The generic endpoint over HTTP gets each signal's path; the resource's service name
+    // comes from OTEL_RESOURCE_ATTRIBUTES when nothing else names it.
+    let http_base = format!("http://{}", receiver.http_addr());
+    let otlp = with_env(
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", http_base.as_str()),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+            (
+                "OTEL_RESOURCE_ATTRIBUTES",
+                "service.name=from-attrs,team=payments",
+            ),
+        ],
+        || Otlp::new().start().unwrap(),
+    );
+    export_one_span(&otlp);
+    drop(otlp);
+    let spans = receiver.wait_for_spans(1, Duration::from_secs(10));
+    let logs = receiver.wait_for_logs(1, Duration::from_secs(10));
+    assert_eq!((spans.len(), logs.len()), (1, 1), "/v1/traces and /v1/logs");
+    assert_eq!(spans[0].service_name, "from-attrs");
+    assert_eq!(spans[0].resource["team"], "payments");
+    // Per-signal protocol and endpoint: traces over gRPC, logs over HTTP; metrics off.
+    let otlp = with_env(
+        &[
+            (
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                receiver.grpc_endpoint().as_str(),
+            ),
+            (
+                "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
+                receiver.http_logs_endpoint().as_str(),
+            ),
+            ("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", "http/protobuf"),
+            ("OTEL_METRICS_EXPORTER", "none"),
+        ],
+        || Otlp::new().start().unwrap(),
+    );
+    assert!(format!("{otlp:?}").contains("metrics: false"), "{otlp:?}");
+    export_one_span(&otlp);
+    drop(otlp);
+    assert_eq!(receiver.wait_for_spans(2, Duration::from_secs(10)).len(), 2);
+    assert_eq!(receiver.wait_for_logs(2, Duration::from_secs(10)).len(), 2);
+    // OTEL_TRACES_EXPORTER=none: logs only.
+    let otlp = with_env(
+        &[
+            (
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                receiver.grpc_endpoint().as_str(),
+            ),
+            ("OTEL_TRACES_EXPORTER", "none"),
+        ],
+        || Otlp::new().start().unwrap(),
+    );
+    export_one_span(&otlp);
+    drop(otlp);
+    assert_eq!(receiver.wait_for_logs(3, Duration::from_secs(10)).len(), 3);
+    assert_eq!(receiver.spans().len(), 2, "no span sent");
 }
 
 #[test]

@@ -112,7 +112,10 @@ fn collector_down_mid_run_then_back_and_memory_stays_bounded() {
         "resident memory grew by {} MB",
         grown >> 20
     );
-    let _ = otlp.flush(Duration::from_secs(10));
+    assert!(
+        otlp.flush(Duration::from_secs(30)),
+        "everything accepted was dealt with"
+    );
     let lost = otlp.dropped_spans() + otlp.failed_spans();
     assert!(lost > 0, "losses are counted");
     assert_eq!(
@@ -153,6 +156,13 @@ fn a_black_holed_collector_never_holds_up_the_caller() {
         "dropped {} of {total}",
         otlp.dropped_spans()
     );
-    drop(otlp); // bounded: the guard gives up after its timeout
+    // Bounded: the guard gives up after its own timeout (5 s), not the export's (30 s).
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        drop(otlp);
+        tx.send(()).unwrap();
+    });
+    rx.recv_timeout(Duration::from_secs(15))
+        .expect("dropping the guard waited for the black hole");
     drop(hole);
 }

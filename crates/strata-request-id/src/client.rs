@@ -349,7 +349,12 @@ pin_project! {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
             if !*this.done {
-                this.span.record("duration_ms", millis(this.start.elapsed()));
+                // No response came: a timeout or the caller gave up.
+                tracing::record_all!(
+                    this.span,
+                    duration_ms = millis(this.start.elapsed()),
+                    error = "cancelled"
+                );
             }
         }
     }

@@ -106,7 +106,7 @@ fn events_go_to_every_matching_route() {
         strata_core::critical!(target: "app", "database unreachable");
         tracing::error!(target: "opentelemetry_sdk", "telemetry trouble");
         tracing::error!(target: "hyper_util::client", "telemetry trouble");
-        tracing::error!(target: "tower_http::trace", "telemetry trouble");
+        tracing::error!(target: "hyper_util::client::legacy", "telemetry trouble");
         tracing::error!(target: "h2", "telemetry trouble");
         tracing::error!(target: "opentelemetry-otlp", "telemetry trouble");
     });

@@ -544,6 +544,16 @@ async fn http_export<S: Signal>(
     }
 }
 
+/// Stops a receiver's or black hole's runtime: waiting (so its ports are free when this
+/// returns) unless dropped inside an async runtime, where waiting would panic.
+fn shut_down(rt: tokio::runtime::Runtime) {
+    if tokio::runtime::Handle::try_current().is_ok() {
+        rt.shutdown_background();
+    } else {
+        rt.shutdown_timeout(Duration::from_secs(2));
+    }
+}
+
 /// A runtime with one worker thread, for a receiver or a black hole.
 fn runtime(name: &str) -> io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
@@ -748,7 +758,7 @@ impl Drop for OtlpReceiver {
         let _ = self.shutdown.send(());
         if let Some(rt) = self.runtime.take() {
             // Drops the servers' tasks, and with them the listeners and connections.
-            rt.shutdown_timeout(Duration::from_secs(2));
+            shut_down(rt);
         }
     }
 }
@@ -851,7 +861,7 @@ impl Drop for BlackHole {
     fn drop(&mut self) {
         if let Some(rt) = self.runtime.take() {
             // Drops the tasks, and with them the listener and the connections.
-            rt.shutdown_timeout(Duration::from_secs(2));
+            shut_down(rt);
         }
     }
 }
