@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use opentelemetry::Context;
 use opentelemetry::InstrumentationScope;
+use opentelemetry::logs::Severity;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::logs::{LogBatch, LogExporter, LogProcessor, SdkLogRecord};
@@ -92,11 +93,12 @@ pub(crate) struct Settings {
 }
 
 impl<T: Send + 'static> Batch<T> {
-    /// Starts the export thread; `export` sends one batch of at most [`MAX_BATCH`] items.
+    /// Starts the export thread; `export` sends one batch of at most [`MAX_BATCH`] items and
+    /// says how many it sent (it may leave some out).
     fn spawn(
         settings: Settings,
         what: &'static str,
-        mut export: impl FnMut(Vec<T>) -> OTelSdkResult + Send + 'static,
+        mut export: impl FnMut(Vec<T>) -> (u64, OTelSdkResult) + Send + 'static,
     ) -> std::io::Result<Batch<T>> {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
@@ -265,7 +267,7 @@ impl Reporter {
     }
 }
 
-fn run<T>(shared: &Shared<T>, export: &mut impl FnMut(Vec<T>) -> OTelSdkResult) {
+fn run<T>(shared: &Shared<T>, export: &mut impl FnMut(Vec<T>) -> (u64, OTelSdkResult)) {
     // What exporting makes (an HTTP client's spans and logs) is not exported in turn.
     let _quiet = Context::enter_telemetry_suppressed_scope();
     let mut batch: Vec<T> = Vec::with_capacity(MAX_BATCH);
@@ -298,8 +300,8 @@ fn run<T>(shared: &Shared<T>, export: &mut impl FnMut(Vec<T>) -> OTelSdkResult) 
             // Hand over whole vectors (no copies), at most MAX_BATCH items each.
             let rest = batch.split_off(batch.len().min(MAX_BATCH));
             let chunk = std::mem::replace(&mut batch, rest);
-            let len = chunk.len() as u64;
-            match export(chunk) {
+            let (len, result) = export(chunk);
+            match result {
                 Ok(()) => _ = shared.counters.exported.fetch_add(len, Ordering::Relaxed),
                 Err(e) => {
                     shared.counters.failed.fetch_add(len, Ordering::Relaxed);
@@ -325,8 +327,15 @@ pub(crate) fn spans<E: SpanExporter + 'static>(
     executor: Executor,
 ) -> std::io::Result<Batch<SpanData>> {
     Batch::spawn(settings, "spans", move |mut batch: Vec<SpanData>| {
+        // Spans of the network stack and telemetry crates (made where suppression does not
+        // reach, such as an HTTP client's own threads) are not exported: each export would
+        // make more. Their children are theirs too, so nothing is left orphaned.
+        batch.retain(|s| !crate::semconv::from_telemetry(s));
+        if batch.is_empty() {
+            return (0, Ok(()));
+        }
         batch.iter_mut().for_each(crate::semconv::apply);
-        executor.run(exporter.export(batch))
+        (batch.len() as u64, executor.run(exporter.export(batch)))
     })
 }
 
@@ -342,7 +351,10 @@ pub(crate) fn logs<E: LogExporter + 'static>(
     Batch::spawn(settings, "log records", move |batch: Vec<LogItem>| {
         let refs: Vec<(&SdkLogRecord, &InstrumentationScope)> =
             batch.iter().map(|(r, s)| (r, s)).collect();
-        executor.run(exporter.export(LogBatch::new(&refs)))
+        (
+            refs.len() as u64,
+            executor.run(exporter.export(LogBatch::new(&refs))),
+        )
     })
 }
 
@@ -369,6 +381,12 @@ impl SpanProcessor for Batch<SpanData> {
 impl LogProcessor for Batch<LogItem> {
     fn emit(&self, record: &mut SdkLogRecord, scope: &InstrumentationScope) {
         self.push((record.clone(), scope.clone()));
+    }
+
+    /// The network stack's and telemetry crates' own events are not exported: each export
+    /// would log again. Asked before the record is built.
+    fn event_enabled(&self, _level: Severity, target: &str, _name: Option<&str>) -> bool {
+        !strata_core::is_telemetry_target(target)
     }
 
     fn force_flush(&self) -> OTelSdkResult {

@@ -20,6 +20,15 @@ const CLIENT: &[(&str, &str)] = &[
     ("status_code", "http.response.status_code"),
 ];
 
+/// Whether the span comes from the network stack or a telemetry crate
+/// ([`strata_core::TELEMETRY_TARGETS`], by its module).
+pub(crate) fn from_telemetry(span: &SpanData) -> bool {
+    span.attributes.iter().any(|kv| {
+        kv.key.as_str() == "code.module.name"
+            && strata_core::is_telemetry_target(&kv.value.as_str())
+    })
+}
+
 fn from_request_id(span: &SpanData) -> bool {
     span.attributes.iter().any(|kv| {
         kv.key.as_str() == "code.module.name" && kv.value.as_str().starts_with("strata_request_id")
