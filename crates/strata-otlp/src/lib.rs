@@ -126,17 +126,22 @@ pub enum OtlpError {
 /// |---|---|---|---|
 /// | on/off | [`with_enabled`](Otlp::with_enabled) | `OTEL_SDK_DISABLED` | on |
 /// | endpoint | [`with_endpoint`](Otlp::with_endpoint) | `OTEL_EXPORTER_OTLP_[TRACES_\|LOGS_\|METRICS_]ENDPOINT` | local file |
-/// | protocol | [`with_protocol`](Otlp::with_protocol) | `OTEL_EXPORTER_OTLP_[…_]PROTOCOL` | `grpc` |
+/// | protocol | [`with_protocol`](Otlp::with_protocol) | `OTEL_EXPORTER_OTLP_[…_]PROTOCOL` (`grpc`, `http/protobuf`) | `grpc` |
 /// | headers | [`with_header`](Otlp::with_header) | `OTEL_EXPORTER_OTLP_[…_]HEADERS` | none |
 /// | timeout | [`with_timeout`](Otlp::with_timeout) | `OTEL_EXPORTER_OTLP_[…_]TIMEOUT` (ms) | 10 s |
 /// | compression | [`with_compression`](Otlp::with_compression) | `OTEL_EXPORTER_OTLP_[…_]COMPRESSION` | none |
 /// | sampler | [`with_sampler`](Otlp::with_sampler) | `OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG` | `parentbased_always_on` |
 /// | queue | [`with_max_queue_size`](Otlp::with_max_queue_size) | `OTEL_BSP_MAX_QUEUE_SIZE`, `OTEL_BLRP_MAX_QUEUE_SIZE` | 2048 |
 /// | batch delay | — | `OTEL_BSP_SCHEDULE_DELAY`, `OTEL_BLRP_SCHEDULE_DELAY` (ms) | 500 ms |
+/// | exporters | — | `OTEL_TRACES_EXPORTER`, `OTEL_METRICS_EXPORTER` (`otlp`, `none`) | `otlp` |
 /// | logs | [`with_logs`](Otlp::with_logs) | `OTEL_LOGS_EXPORTER` (`otlp`, `none`) | on |
 /// | metrics interval | [`with_metrics_interval`](Otlp::with_metrics_interval) | `OTEL_METRIC_EXPORT_INTERVAL` (ms) | 60 s |
-/// | service | [`with_service_name`](Otlp::with_service_name) | `OTEL_SERVICE_NAME`, `STRATA_SERVICE` | executable name |
+/// | service | [`with_service_name`](Otlp::with_service_name) | `OTEL_SERVICE_NAME`, `service.name` in `OTEL_RESOURCE_ATTRIBUTES`, `STRATA_SERVICE` | executable name |
 /// | resource | [`with_service_version`](Otlp::with_service_version), [`with_environment`](Otlp::with_environment) | `OTEL_RESOURCE_ATTRIBUTES`, `STRATA_VERSION`, `STRATA_ENV` | — |
+///
+/// Endpoints are `http://` URLs; `https://` is refused at start (no TLS is built in yet).
+/// `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` and `OTEL_BSP_EXPORT_TIMEOUT` are not read (batches are
+/// at most 512; each export is bounded by the timeout above).
 #[derive(Clone, Default)]
 pub struct Otlp {
     enabled: Option<bool>,
@@ -226,7 +231,9 @@ impl Otlp {
     }
 
     /// Compresses export bodies. Default: `OTEL_EXPORTER_OTLP_[<SIGNAL>_]COMPRESSION` (`gzip`,
-    /// `none`), then none.
+    /// `none`), then none. One exception to "code wins": `Compression::None` in code does not
+    /// turn off a `gzip` from the environment (opentelemetry-otlp reads that variable itself
+    /// and has no way to say "none").
     #[must_use]
     pub fn with_compression(mut self, compression: Compression) -> Self {
         self.gzip = Some(compression == Compression::Gzip);
