@@ -1,0 +1,467 @@
+//! Metrics from spans, for services instrumented with `tracing`: request counts and latency
+//! histograms of every HTTP request and job (RED metrics) without a line of code in the
+//! handlers, counts of log events by level and of errors by class, event-loop lag and the
+//! process's CPU, memory, file descriptors and threads — exposed in the Prometheus text
+//! (OpenMetrics) format on a listener of its own or as a tower service to mount.
+//!
+//! ```no_run
+//! use tracing_subscriber::prelude::*;
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> std::io::Result<()> {
+//! let metrics = strata_metrics::Metrics::new();
+//! tracing_subscriber::registry()
+//!     .with(strata_core::StoreLayer::default())
+//!     .with(metrics.layer())
+//!     .init();
+//! let _probe = metrics.spawn_lag_probe(std::time::Duration::from_millis(100));
+//! let server = metrics.serve("127.0.0.1:9464".parse().unwrap()).await?;
+//! // … serve requests behind strata_request_id::RequestIdLayer; Prometheus scrapes
+//! // http://127.0.0.1:9464/metrics
+//! # drop(server); Ok(()) }
+//! ```
+//!
+//! What the layer derives from spans (label values are bounded: routes are templates such as
+//! `/users/{id}`, never raw paths):
+//!
+//! | metric | from |
+//! |---|---|
+//! | `http_server_requests_total{method,route,status_class}` | strata-request-id's `request` spans |
+//! | `http_server_request_duration_seconds{method,route,status_class}` (histogram) | the same |
+//! | `jobs_total{job}`, `job_duration_seconds{job}` (histogram) | strata-request-id's `job` spans |
+//! | `span_duration_seconds{span}` (histogram) | spans named with [`Metrics::with_span_histogram`] |
+//! | `log_events_total{level}` | every event, by strata severity (CRITICAL included) |
+//! | `captured_errors_total{class}` | events carrying `error.class` (strata-core's `log_error!`) |
+//! | `event_loop_lag_seconds` (histogram), `event_loop_lag_max_seconds` | [`Metrics::spawn_lag_probe`] |
+//! | `process_cpu_seconds_total`, `process_resident_memory_bytes`, `process_open_fds`, `process_threads`, `process_start_time_seconds` | `/proc`, at scrape time |
+//!
+//! Worker and cache helpers: [`Metrics::worker`], [`Metrics::cache`].
+
+mod layer;
+mod process;
+mod serve;
+
+pub use layer::MetricsLayer;
+pub use serve::{MetricsServer, MetricsService};
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// Latency buckets (seconds) of the request, job and span histograms: fine around the usual
+/// alert thresholds (a 400 ms p99 has a bucket edge of its own).
+pub const LATENCY_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// The most distinct routes (or job names) labelled; later ones are counted under `other`, so
+/// a bug that puts raw paths in routes cannot blow up the series count.
+pub const MAX_ROUTES: usize = 1000;
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(LATENCY_BUCKETS.iter().copied())
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HttpLabels {
+    method: &'static str,
+    route: String,
+    status_class: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct JobLabels {
+    job: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SpanLabels {
+    span: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LevelLabels {
+    level: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ClassLabels {
+    class: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct QueueLabels {
+    queue: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CacheLabels {
+    cache: String,
+    result: &'static str,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+/// What the layer needs on the request path: handles resolved once per label set, so a
+/// request costs atomic adds and a histogram observation, no allocation.
+pub(crate) struct Instruments {
+    pub(crate) http_requests: Family<HttpLabels, Counter>,
+    pub(crate) http_duration: HistogramFamily<HttpLabels>,
+    /// Per route: the counter and histogram of each (method, status class).
+    pub(crate) routes: RwLock<HashMap<Box<str>, Arc<layer::RouteCells>>>,
+    pub(crate) jobs: Family<JobLabels, Counter>,
+    pub(crate) job_duration: HistogramFamily<JobLabels>,
+    pub(crate) job_cells: RwLock<HashMap<Box<str>, (Counter, Histogram)>>,
+    pub(crate) spans: HashMap<&'static str, Histogram>,
+    /// By [`strata_core::Severity`], TRACE to CRITICAL.
+    pub(crate) log_events: [Counter; 6],
+    pub(crate) errors: Family<ClassLabels, Counter>,
+    pub(crate) lag: Histogram,
+    pub(crate) lag_max: Gauge<f64, AtomicU64>,
+}
+
+/// The metrics of one process: build it once, add [`Metrics::layer`] to the subscriber, and
+/// expose it ([`Metrics::serve`], [`Metrics::service`], [`Metrics::encode`]). Clones share
+/// everything.
+#[derive(Clone)]
+pub struct Metrics {
+    pub(crate) instruments: Arc<Instruments>,
+    registry: Arc<Mutex<Registry>>,
+    workers: Arc<WorkerFamilies>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+struct WorkerFamilies {
+    depth: Family<QueueLabels, Gauge>,
+    wait: HistogramFamily<QueueLabels>,
+    processed: Family<QueueLabels, Counter>,
+    failed: Family<QueueLabels, Counter>,
+    retried: Family<QueueLabels, Counter>,
+    dead_lettered: Family<QueueLabels, Counter>,
+    cache: Family<CacheLabels, Counter>,
+}
+
+impl Metrics {
+    /// The standard instruments, the process collector, no span histograms.
+    pub fn new() -> Self {
+        Self::with_spans(&[])
+    }
+
+    /// Also a `span_duration_seconds{span}` histogram for spans with these names (database
+    /// calls, external requests…).
+    #[must_use]
+    pub fn with_span_histogram(self, names: &[&'static str]) -> Self {
+        let mut all: Vec<&'static str> = self.instruments.spans.keys().copied().collect();
+        all.extend_from_slice(names);
+        Self::with_spans(&all)
+    }
+
+    fn with_spans(names: &[&'static str]) -> Self {
+        let mut registry = Registry::default();
+        let http_requests = Family::<HttpLabels, Counter>::default();
+        registry.register(
+            "http_server_requests",
+            "HTTP requests served, by method, route template and status class",
+            http_requests.clone(),
+        );
+        let http_duration: HistogramFamily<HttpLabels> =
+            Family::new_with_constructor(latency_histogram);
+        registry.register_with_unit(
+            "http_server_request_duration",
+            "Time to serve an HTTP request",
+            prometheus_client::registry::Unit::Seconds,
+            http_duration.clone(),
+        );
+        let jobs = Family::<JobLabels, Counter>::default();
+        registry.register("jobs", "Jobs run, by job name", jobs.clone());
+        let job_duration: HistogramFamily<JobLabels> =
+            Family::new_with_constructor(latency_histogram);
+        registry.register_with_unit(
+            "job_duration",
+            "Time to run a job",
+            prometheus_client::registry::Unit::Seconds,
+            job_duration.clone(),
+        );
+        let span_family: HistogramFamily<SpanLabels> =
+            Family::new_with_constructor(latency_histogram);
+        let spans = names
+            .iter()
+            .map(|n| {
+                (
+                    *n,
+                    span_family.get_or_create(&SpanLabels { span: n }).clone(),
+                )
+            })
+            .collect();
+        registry.register_with_unit(
+            "span_duration",
+            "Time spent in spans chosen for a histogram",
+            prometheus_client::registry::Unit::Seconds,
+            span_family,
+        );
+        let levels = Family::<LevelLabels, Counter>::default();
+        let log_events = ["trace", "debug", "info", "warn", "error", "critical"]
+            .map(|level| levels.get_or_create(&LevelLabels { level }).clone());
+        registry.register("log_events", "Log events, by level", levels);
+        let errors = Family::<ClassLabels, Counter>::default();
+        registry.register(
+            "captured_errors",
+            "Errors logged with an error class (strata-core's log_error!), by class",
+            errors.clone(),
+        );
+        let lag = Histogram::new([0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0]);
+        registry.register_with_unit(
+            "event_loop_lag",
+            "How late the runtime ran a task that asked to wake on time",
+            prometheus_client::registry::Unit::Seconds,
+            lag.clone(),
+        );
+        let lag_max = Gauge::<f64, AtomicU64>::default();
+        registry.register_with_unit(
+            "event_loop_lag_max",
+            "The largest event-loop lag of the last probe window",
+            prometheus_client::registry::Unit::Seconds,
+            lag_max.clone(),
+        );
+        registry.register_collector(Box::new(process::ProcessCollector::new()));
+        let workers = WorkerFamilies {
+            depth: Family::default(),
+            wait: Family::new_with_constructor(latency_histogram),
+            processed: Family::default(),
+            failed: Family::default(),
+            retried: Family::default(),
+            dead_lettered: Family::default(),
+            cache: Family::default(),
+        };
+        registry.register(
+            "queue_depth",
+            "Jobs waiting in a queue",
+            workers.depth.clone(),
+        );
+        registry.register_with_unit(
+            "job_wait",
+            "Time a job waited in its queue before a worker took it",
+            prometheus_client::registry::Unit::Seconds,
+            workers.wait.clone(),
+        );
+        registry.register(
+            "jobs_processed",
+            "Jobs processed",
+            workers.processed.clone(),
+        );
+        registry.register("jobs_failed", "Jobs that failed", workers.failed.clone());
+        registry.register("jobs_retried", "Job retries", workers.retried.clone());
+        registry.register(
+            "jobs_dead_lettered",
+            "Jobs given up on and moved to the dead-letter queue",
+            workers.dead_lettered.clone(),
+        );
+        registry.register(
+            "cache_requests",
+            "Cache lookups, by result",
+            workers.cache.clone(),
+        );
+        Metrics {
+            instruments: Arc::new(Instruments {
+                http_requests,
+                http_duration,
+                routes: RwLock::default(),
+                jobs,
+                job_duration,
+                job_cells: RwLock::default(),
+                spans,
+                log_events,
+                errors,
+                lag,
+                lag_max,
+            }),
+            registry: Arc::new(Mutex::new(registry)),
+            workers: Arc::new(workers),
+        }
+    }
+
+    /// The layer deriving metrics from spans and events. Needs strata-core's span store
+    /// (`StoreLayer` or any strata layer) in the same subscriber.
+    pub fn layer(&self) -> MetricsLayer {
+        MetricsLayer::new(Arc::clone(&self.instruments))
+    }
+
+    /// Registers a metric of the application's own, exposed with the rest.
+    pub fn register(
+        &self,
+        name: &str,
+        help: &str,
+        metric: impl prometheus_client::registry::Metric,
+    ) {
+        self.registry
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .register(name, help, metric);
+    }
+
+    /// The exposition, in the OpenMetrics text format (which Prometheus reads).
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        let registry = self.registry.lock().unwrap_or_else(|e| e.into_inner());
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
+        out
+    }
+
+    /// Records one event-loop lag measurement.
+    fn observe_lag(&self, lag: Duration, window_max: Duration) {
+        self.instruments.lag.observe(lag.as_secs_f64());
+        self.instruments.lag_max.set(window_max.as_secs_f64());
+    }
+
+    /// Starts a task on the current tokio runtime that asks to wake every `interval` and
+    /// measures how late it runs: that delay is the time the runtime's threads were busy with
+    /// other work (a blocking call, a hot loop) — the event-loop lag. `event_loop_lag_max_seconds`
+    /// is the largest of the last ten probes. Stops when the handle is dropped.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime.
+    pub fn spawn_lag_probe(&self, interval: Duration) -> LagProbe {
+        let metrics = self.clone();
+        let task = tokio::spawn(async move {
+            let mut recent = [Duration::ZERO; 10];
+            let mut i = 0;
+            loop {
+                let asked = Instant::now();
+                tokio::time::sleep(interval).await;
+                let lag = asked.elapsed().saturating_sub(interval);
+                recent[i % recent.len()] = lag;
+                i += 1;
+                let max = recent.iter().copied().max().unwrap_or_default();
+                metrics.observe_lag(lag, max);
+            }
+        });
+        LagProbe(task)
+    }
+
+    /// The instruments of a job queue named `queue`: depth, wait time, processed / failed /
+    /// retried / dead-lettered counts.
+    pub fn worker(&self, queue: &str) -> WorkerMetrics {
+        let l = QueueLabels {
+            queue: queue.to_owned(),
+        };
+        let w = &self.workers;
+        WorkerMetrics {
+            depth: w.depth.get_or_create(&l).clone(),
+            wait: w.wait.get_or_create(&l).clone(),
+            processed: w.processed.get_or_create(&l).clone(),
+            failed: w.failed.get_or_create(&l).clone(),
+            retried: w.retried.get_or_create(&l).clone(),
+            dead_lettered: w.dead_lettered.get_or_create(&l).clone(),
+        }
+    }
+
+    /// The hit and miss counters of a cache named `cache` (`cache_requests_total{cache,result}`).
+    pub fn cache(&self, cache: &str) -> CacheMetrics {
+        let get = |result| {
+            self.workers
+                .cache
+                .get_or_create(&CacheLabels {
+                    cache: cache.to_owned(),
+                    result,
+                })
+                .clone()
+        };
+        CacheMetrics {
+            hit: get("hit"),
+            miss: get("miss"),
+        }
+    }
+}
+
+/// The event-loop lag probe of [`Metrics::spawn_lag_probe`]; dropping it stops the probe.
+#[derive(Debug)]
+#[must_use = "dropping the probe stops it"]
+pub struct LagProbe(tokio::task::JoinHandle<()>);
+
+impl Drop for LagProbe {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The instruments of one job queue ([`Metrics::worker`]); cheap to clone.
+#[derive(Debug, Clone)]
+pub struct WorkerMetrics {
+    depth: Gauge,
+    wait: Histogram,
+    processed: Counter,
+    failed: Counter,
+    retried: Counter,
+    dead_lettered: Counter,
+}
+
+impl WorkerMetrics {
+    /// Sets the number of jobs waiting (`queue_depth{queue}`).
+    pub fn set_depth(&self, jobs: i64) {
+        self.depth.set(jobs);
+    }
+
+    /// Records how long a job waited before a worker took it (`job_wait_seconds{queue}`).
+    pub fn waited(&self, wait: Duration) {
+        self.wait.observe(wait.as_secs_f64());
+    }
+
+    /// Counts a job processed successfully.
+    pub fn processed(&self) {
+        self.processed.inc();
+    }
+
+    /// Counts a job that failed.
+    pub fn failed(&self) {
+        self.failed.inc();
+    }
+
+    /// Counts a retry.
+    pub fn retried(&self) {
+        self.retried.inc();
+    }
+
+    /// Counts a job moved to the dead-letter queue.
+    pub fn dead_lettered(&self) {
+        self.dead_lettered.inc();
+    }
+}
+
+/// The hit and miss counters of one cache ([`Metrics::cache`]); cheap to clone.
+#[derive(Debug, Clone)]
+pub struct CacheMetrics {
+    hit: Counter,
+    miss: Counter,
+}
+
+impl CacheMetrics {
+    /// Counts a hit.
+    pub fn hit(&self) {
+        self.hit.inc();
+    }
+
+    /// Counts a miss.
+    pub fn miss(&self) {
+        self.miss.inc();
+    }
+}
