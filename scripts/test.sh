@@ -19,14 +19,16 @@ if ! command -v syslog-ng > /dev/null 2>&1 && [ ! -x /usr/sbin/syslog-ng ]; then
   apt-get install -y --no-install-recommends syslog-ng-core > /dev/null 2>&1 \
     || { apt-get update > /dev/null && apt-get install -y --no-install-recommends syslog-ng-core > /dev/null; }
 fi
-step "backends: Prometheus and promtool"
-if ! command -v prometheus > /dev/null 2>&1 || ! command -v promtool > /dev/null 2>&1; then
+step "backends: Prometheus, promtool, Alertmanager, amtool"
+if ! command -v prometheus > /dev/null 2>&1 || ! command -v promtool > /dev/null 2>&1 \
+  || ! command -v amtool > /dev/null 2>&1; then
   export DEBIAN_FRONTEND=noninteractive
-  apt-get install -y --no-install-recommends prometheus > /dev/null 2>&1 \
-    || { apt-get update > /dev/null && apt-get install -y --no-install-recommends prometheus > /dev/null; }
+  apt-get install -y --no-install-recommends prometheus prometheus-alertmanager > /dev/null 2>&1 \
+    || { apt-get update > /dev/null \
+      && apt-get install -y --no-install-recommends prometheus prometheus-alertmanager > /dev/null; }
 fi
-# The Debian package starts a system service; the tests run their own instances.
-systemctl disable --now prometheus prometheus-node-exporter > /dev/null 2>&1 || true
+# The Debian packages may start system services; the tests run their own instances.
+systemctl disable --now prometheus prometheus-alertmanager > /dev/null 2>&1 || true
 step "backends: aiosmtpd (cached venv)"
 cache="${STRATA_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/strata}"
 venv="$cache/venv-aiosmtpd"

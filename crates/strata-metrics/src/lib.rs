@@ -33,6 +33,7 @@
 //! | `captured_errors_total{class}` | events carrying `error.class` (strata-core's `log_error!`) |
 //! | `event_loop_lag_seconds` (histogram), `event_loop_lag_max_seconds` | [`Metrics::spawn_lag_probe`] |
 //! | `process_cpu_seconds_total`, `process_resident_memory_bytes`, `process_open_fds`, `process_threads`, `process_start_time_seconds` | `/proc`, at scrape time |
+//! | `strata_telemetry_dropped_total{source}` | the drop counters of strata's queues, [`Metrics::register_dropped`] |
 //!
 //! Worker and cache helpers: [`Metrics::worker`], [`Metrics::cache`].
 
@@ -135,6 +136,7 @@ pub struct Metrics {
     pub(crate) instruments: Arc<Instruments>,
     registry: Arc<Mutex<Registry>>,
     workers: Arc<WorkerFamilies>,
+    dropped: Arc<Dropped>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -147,6 +149,50 @@ impl Default for Metrics {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// The drop counters of strata's queues, read at each scrape.
+#[derive(Default)]
+struct Dropped(RwLock<Vec<(String, DropCounter)>>);
+
+type DropCounter = Box<dyn Fn() -> u64 + Send + Sync>;
+
+impl std::fmt::Debug for Dropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dropped").finish_non_exhaustive()
+    }
+}
+
+impl prometheus_client::collector::Collector for Dropped {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::DescriptorEncoder<'_>,
+    ) -> Result<(), std::fmt::Error> {
+        use prometheus_client::encoding::EncodeMetric as _;
+        let sources = self.0.read().unwrap_or_else(|e| e.into_inner());
+        if sources.is_empty() {
+            return Ok(());
+        }
+        let mut family = encoder.encode_descriptor(
+            "strata_telemetry_dropped",
+            "Telemetry (log lines, spans, log records, error events) a strata queue dropped",
+            None,
+            prometheus_client::metrics::MetricType::Counter,
+        )?;
+        for (source, count) in sources.iter() {
+            let labels = SourceLabels {
+                source: source.clone(),
+            };
+            prometheus_client::metrics::counter::ConstCounter::new(count())
+                .encode(family.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SourceLabels {
+    source: String,
 }
 
 struct WorkerFamilies {
@@ -242,6 +288,8 @@ impl Metrics {
             lag_max.clone(),
         );
         registry.register_collector(Box::new(process::ProcessCollector::new()));
+        let dropped = Arc::new(Dropped::default());
+        registry.register_collector(Box::new(Arc::clone(&dropped)));
         let workers = WorkerFamilies {
             depth: Family::default(),
             wait: Family::new_with_constructor(latency_histogram),
@@ -295,6 +343,7 @@ impl Metrics {
             }),
             registry: Arc::new(Mutex::new(registry)),
             workers: Arc::new(workers),
+            dropped,
         }
     }
 
@@ -315,6 +364,16 @@ impl Metrics {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .register(name, help, metric);
+    }
+
+    /// Exposes a strata queue's drop counter as `strata_telemetry_dropped_total{source}`,
+    /// read at each scrape (for instance `strata-otlp/spans` with `OtlpGuard::dropped_spans`).
+    pub fn register_dropped(&self, source: &str, count: impl Fn() -> u64 + Send + Sync + 'static) {
+        self.dropped
+            .0
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((source.to_owned(), Box::new(count)));
     }
 
     /// The exposition, in the OpenMetrics text format (which Prometheus reads).

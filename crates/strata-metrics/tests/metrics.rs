@@ -234,7 +234,7 @@ fn a_task_that_blocks_the_runtime_shows_up_as_event_loop_lag() {
 }
 
 #[test]
-fn worker_and_cache_helpers() {
+fn worker_cache_and_dropped_telemetry_helpers() {
     let metrics = Metrics::new();
     let emails = metrics.worker("emails");
     emails.set_depth(12);
@@ -244,6 +244,12 @@ fn worker_and_cache_helpers() {
     emails.failed();
     emails.retried();
     emails.dead_lettered();
+    let dropped = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = std::sync::Arc::clone(&dropped);
+    metrics.register_dropped("strata-otlp/spans", move || {
+        counter.load(std::sync::atomic::Ordering::Relaxed)
+    });
+    dropped.store(7, std::sync::atomic::Ordering::Relaxed);
     let users = metrics.cache("users");
     users.hit();
     users.hit();
@@ -256,6 +262,15 @@ fn worker_and_cache_helpers() {
     assert_eq!(value(&samples, "jobs_failed_total", &q), Some(1.0));
     assert_eq!(value(&samples, "jobs_retried_total", &q), Some(1.0));
     assert_eq!(value(&samples, "jobs_dead_lettered_total", &q), Some(1.0));
+    assert_eq!(
+        value(
+            &samples,
+            "strata_telemetry_dropped_total",
+            &[("source", "strata-otlp/spans")]
+        ),
+        Some(7.0),
+        "read at scrape time"
+    );
     let hits = [("cache", "users"), ("result", "hit")];
     assert_eq!(value(&samples, "cache_requests_total", &hits), Some(2.0));
 }
