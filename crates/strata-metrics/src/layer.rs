@@ -30,6 +30,9 @@ pub(crate) struct RouteCells {
     cells: [OnceLock<(Counter, Histogram)>; METHODS.len() * CLASSES.len()],
 }
 
+/// Database calls counted on a request span so far.
+struct DbQueries(u32);
+
 /// The layer of [`crate::Metrics::layer`].
 #[derive(Clone)]
 pub struct MetricsLayer {
@@ -200,13 +203,28 @@ where
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(&id) else { return };
         let meta = span.metadata();
+        if meta.fields().field("db.system").is_some()
+            && let Some(request) = span.scope().skip(1).find(|s| {
+                s.name() == "request" && s.metadata().target().starts_with("strata_request_id")
+            })
+        {
+            let mut ext = request.extensions_mut();
+            match ext.get_mut::<DbQueries>() {
+                Some(n) => n.0 += 1,
+                None => ext.insert(DbQueries(1)),
+            }
+        }
         let ext = span.extensions();
         let Some(fields) = ext.get::<SpanFields>() else {
             return;
         };
         let from_request_id = meta.target().starts_with("strata_request_id");
         match meta.name() {
-            "request" if from_request_id => self.request(fields),
+            "request" if from_request_id => {
+                self.request(fields);
+                let queries = ext.get::<DbQueries>().map_or(0, |n| n.0);
+                self.instruments.db_queries.observe(f64::from(queries));
+            }
             "job" if from_request_id => self.job(fields),
             name => {
                 if let Some(h) = self.instruments.spans.get(name) {

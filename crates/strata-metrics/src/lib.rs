@@ -31,7 +31,9 @@
 //! | `span_duration_seconds{span}` (histogram) | spans named with [`Metrics::with_span_histogram`] |
 //! | `log_events_total{level}` | every event, by strata severity (CRITICAL included) |
 //! | `captured_errors_total{class}` | events carrying `error.class` (strata-core's `log_error!`) |
+//! | `db_queries_per_request` (histogram) | child spans with a `db.system` field, per request span |
 //! | `event_loop_lag_seconds` (histogram), `event_loop_lag_max_seconds` | [`Metrics::spawn_lag_probe`] |
+//! | `tokio_workers`, `tokio_alive_tasks`, `tokio_global_queue_depth` | the probed runtime (stable tokio metrics), at scrape time |
 //! | `process_cpu_seconds_total`, `process_resident_memory_bytes`, `process_open_fds`, `process_threads`, `process_start_time_seconds` | `/proc`, at scrape time |
 //! | `strata_telemetry_dropped_total{source}` | the drop counters of strata's queues, [`Metrics::register_dropped`] |
 //!
@@ -124,6 +126,7 @@ pub(crate) struct Instruments {
     /// By [`strata_core::Severity`], TRACE to CRITICAL.
     pub(crate) log_events: [Counter; 6],
     pub(crate) errors: Family<ClassLabels, Counter>,
+    pub(crate) db_queries: Histogram,
     pub(crate) lag: Histogram,
     pub(crate) lag_max: Gauge<f64, AtomicU64>,
 }
@@ -137,6 +140,7 @@ pub struct Metrics {
     registry: Arc<Mutex<Registry>>,
     workers: Arc<WorkerFamilies>,
     dropped: Arc<Dropped>,
+    runtime: Arc<RuntimeCollector>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -185,6 +189,44 @@ impl prometheus_client::collector::Collector for Dropped {
             };
             prometheus_client::metrics::counter::ConstCounter::new(count())
                 .encode(family.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
+}
+
+/// The probed runtime's stable tokio metrics, read at each scrape.
+#[derive(Debug, Default)]
+struct RuntimeCollector(RwLock<Option<tokio::runtime::Handle>>);
+
+impl prometheus_client::collector::Collector for RuntimeCollector {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::DescriptorEncoder<'_>,
+    ) -> Result<(), std::fmt::Error> {
+        use prometheus_client::encoding::EncodeMetric as _;
+        let Some(handle) = self.0.read().unwrap_or_else(|e| e.into_inner()).clone() else {
+            return Ok(());
+        };
+        let m = handle.metrics();
+        for (name, help, value) in [
+            (
+                "tokio_workers",
+                "Worker threads of the runtime",
+                m.num_workers(),
+            ),
+            (
+                "tokio_alive_tasks",
+                "Tasks alive in the runtime",
+                m.num_alive_tasks(),
+            ),
+            (
+                "tokio_global_queue_depth",
+                "Tasks waiting in the runtime's global queue",
+                m.global_queue_depth(),
+            ),
+        ] {
+            let gauge = prometheus_client::metrics::gauge::ConstGauge::new(value as i64);
+            gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)?;
         }
         Ok(())
     }
@@ -273,6 +315,12 @@ impl Metrics {
             "Errors logged with an error class (strata-core's log_error!), by class",
             errors.clone(),
         );
+        let db_queries = Histogram::new([0.0, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 50.0, 100.0]);
+        registry.register(
+            "db_queries_per_request",
+            "Database calls (spans with a db.system field) made while serving one request",
+            db_queries.clone(),
+        );
         let lag = Histogram::new([0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0]);
         registry.register_with_unit(
             "event_loop_lag",
@@ -288,6 +336,8 @@ impl Metrics {
             lag_max.clone(),
         );
         registry.register_collector(Box::new(process::ProcessCollector::new()));
+        let runtime = Arc::new(RuntimeCollector::default());
+        registry.register_collector(Box::new(Arc::clone(&runtime)));
         let dropped = Arc::new(Dropped::default());
         registry.register_collector(Box::new(Arc::clone(&dropped)));
         let workers = WorkerFamilies {
@@ -338,12 +388,14 @@ impl Metrics {
                 spans,
                 log_events,
                 errors,
+                db_queries,
                 lag,
                 lag_max,
             }),
             registry: Arc::new(Mutex::new(registry)),
             workers: Arc::new(workers),
             dropped,
+            runtime,
         }
     }
 
@@ -391,7 +443,8 @@ impl Metrics {
         self.instruments.lag_max.set(window_max.as_secs_f64());
     }
 
-    /// Starts a task on the current tokio runtime that asks to wake every `interval` and
+    /// Starts a task on the current tokio runtime (whose workers, alive tasks and global
+    /// queue depth are then exposed too) that asks to wake every `interval` and
     /// measures how late it runs: that delay is the time the runtime's threads were busy with
     /// other work (a blocking call, a hot loop) — the event-loop lag. `event_loop_lag_max_seconds`
     /// is the largest of the last ten probes. Stops when the handle is dropped.
@@ -400,6 +453,8 @@ impl Metrics {
     ///
     /// Outside a tokio runtime.
     pub fn spawn_lag_probe(&self, interval: Duration) -> LagProbe {
+        *self.runtime.0.write().unwrap_or_else(|e| e.into_inner()) =
+            Some(tokio::runtime::Handle::current());
         let metrics = self.clone();
         let task = tokio::spawn(async move {
             let mut recent = [Duration::ZERO; 10];

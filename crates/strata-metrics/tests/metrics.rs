@@ -40,6 +40,9 @@ fn requests_jobs_events_and_errors_become_metrics() {
                     "/users/{id}",
                     axum::routing::get(|| async {
                         tracing::info_span!("db_query").in_scope(|| {});
+                        for _ in 0..2 {
+                            tracing::info_span!("select", db.system = "postgresql").in_scope(|| {});
+                        }
                         "ok"
                     }),
                 )
@@ -133,6 +136,19 @@ fn requests_jobs_events_and_errors_become_metrics() {
             &[("span", "db_query")]
         ),
         Some(3.0)
+    );
+    // Two queries in each of the 3 user requests, none in the 2 others.
+    assert_eq!(
+        value(&samples, "db_queries_per_request_sum", &[]),
+        Some(6.0)
+    );
+    assert_eq!(
+        value(&samples, "db_queries_per_request_count", &[]),
+        Some(5.0)
+    );
+    assert_eq!(
+        value(&samples, "db_queries_per_request_bucket", &[("le", "0.0")]),
+        Some(2.0)
     );
     assert_eq!(
         value(&samples, "captured_errors_total", &[("class", "external")]),
@@ -231,6 +247,12 @@ fn a_task_that_blocks_the_runtime_shows_up_as_event_loop_lag() {
     assert!(lag_max >= 0.2, "lag after a 300 ms block: {lag_max}");
     let samples = parse(&metrics.encode());
     assert!(value(&samples, "event_loop_lag_seconds_count", &[]).unwrap() >= 2.0);
+    assert_eq!(
+        value(&samples, "tokio_workers", &[]),
+        Some(1.0),
+        "a current-thread runtime"
+    );
+    assert!(value(&samples, "tokio_alive_tasks", &[]).is_some());
 }
 
 #[test]
