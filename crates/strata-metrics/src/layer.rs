@@ -143,7 +143,7 @@ impl MetricsLayer {
             map.entry(key.into())
                 .or_insert_with(|| {
                     let labels = JobLabels {
-                        job: key.to_owned(),
+                        job_name: key.to_owned(),
                     };
                     (
                         self.instruments.jobs.get_or_create(&labels).clone(),

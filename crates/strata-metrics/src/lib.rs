@@ -27,7 +27,7 @@
 //! |---|---|
 //! | `http_server_requests_total{method,route,status_class}` | strata-request-id's `request` spans |
 //! | `http_server_request_duration_seconds{method,route,status_class}` (histogram) | the same |
-//! | `jobs_total{job}`, `job_duration_seconds{job}` (histogram) | strata-request-id's `job` spans |
+//! | `jobs_total{job_name}`, `job_duration_seconds{job_name}` (histogram) | strata-request-id's `job` spans |
 //! | `span_duration_seconds{span}` (histogram) | spans named with [`Metrics::with_span_histogram`] |
 //! | `log_events_total{level}` | every event, by strata severity (CRITICAL included) |
 //! | `captured_errors_total{class}` | events carrying `error.class` (strata-core's `log_error!`) |
@@ -81,7 +81,8 @@ struct HttpLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct JobLabels {
-    job: String,
+    /// Not `job`: Prometheus's scrape sets that label (the service), and would rename ours.
+    job_name: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

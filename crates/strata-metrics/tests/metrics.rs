@@ -126,7 +126,7 @@ fn requests_jobs_events_and_errors_become_metrics() {
         Some(3.0)
     );
     assert_eq!(
-        value(&samples, "jobs_total", &[("job", "send_receipt")]),
+        value(&samples, "jobs_total", &[("job_name", "send_receipt")]),
         Some(1.0)
     );
     assert_eq!(
