@@ -22,12 +22,20 @@ const METHODS: [&str; 10] = [
 /// Status classes; `none` when no response was sent (the request was cancelled or failed).
 const CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "none"];
 
-/// The handles of one route: a counter and a histogram per (method, status class), made on
-/// first use.
+/// The handles of one label set: its counter and histogram (and OpenTelemetry attributes).
+#[derive(Clone)]
+pub(crate) struct Cell {
+    count: Counter,
+    histogram: Histogram,
+    #[cfg(feature = "otel")]
+    attributes: std::sync::Arc<[opentelemetry::KeyValue]>,
+}
+
+/// The handles of one route: a [`Cell`] per (method, status class), made on first use.
 pub(crate) struct RouteCells {
     /// The route label: the route, or `other` past [`MAX_ROUTES`].
     label: Box<str>,
-    cells: [OnceLock<(Counter, Histogram)>; METHODS.len() * CLASSES.len()],
+    cells: [OnceLock<Cell>; METHODS.len() * CLASSES.len()],
 }
 
 /// Database calls counted on a request span so far.
@@ -100,25 +108,38 @@ impl MetricsLayer {
             _ => fields.opened().map_or(0.0, |t| t.elapsed().as_secs_f64()),
         };
         let cells = self.route_cells(route);
-        let (count, histogram) = cells.cells[method * CLASSES.len() + class].get_or_init(|| {
+        let cell = cells.cells[method * CLASSES.len() + class].get_or_init(|| {
             let labels = HttpLabels {
                 method: METHODS[method],
                 route: cells.label.to_string(),
                 status_class: CLASSES[class],
             };
-            (
-                self.instruments
+            Cell {
+                count: self
+                    .instruments
                     .http_requests
                     .get_or_create(&labels)
                     .clone(),
-                self.instruments
+                histogram: self
+                    .instruments
                     .http_duration
                     .get_or_create(&labels)
                     .clone(),
-            )
+                #[cfg(feature = "otel")]
+                attributes: crate::otel::request_attributes(
+                    METHODS[method],
+                    &cells.label,
+                    CLASSES[class],
+                )
+                .into(),
+            }
         });
-        count.inc();
-        histogram.observe(seconds);
+        cell.count.inc();
+        cell.histogram.observe(seconds);
+        #[cfg(feature = "otel")]
+        if let Some(otel) = self.instruments.otel.get() {
+            otel.request_duration.record(seconds, &cell.attributes);
+        }
     }
 
     fn job(&self, fields: &SpanFields) {
@@ -133,7 +154,7 @@ impl MetricsLayer {
             .unwrap_or_else(|e| e.into_inner())
             .get(name)
             .cloned();
-        let (count, histogram) = cached.unwrap_or_else(|| {
+        let cell = cached.unwrap_or_else(|| {
             let mut map = jobs.write().unwrap_or_else(|e| e.into_inner());
             let key = if map.len() >= MAX_ROUTES && !map.contains_key(name) {
                 "other"
@@ -145,15 +166,22 @@ impl MetricsLayer {
                     let labels = JobLabels {
                         job_name: key.to_owned(),
                     };
-                    (
-                        self.instruments.jobs.get_or_create(&labels).clone(),
-                        self.instruments.job_duration.get_or_create(&labels).clone(),
-                    )
+                    Cell {
+                        count: self.instruments.jobs.get_or_create(&labels).clone(),
+                        histogram: self.instruments.job_duration.get_or_create(&labels).clone(),
+                        #[cfg(feature = "otel")]
+                        attributes: [opentelemetry::KeyValue::new("job.name", key.to_owned())]
+                            .into(),
+                    }
                 })
                 .clone()
         });
-        count.inc();
-        histogram.observe(seconds);
+        cell.count.inc();
+        cell.histogram.observe(seconds);
+        #[cfg(feature = "otel")]
+        if let Some(otel) = self.instruments.otel.get() {
+            otel.job_duration.record(seconds, &cell.attributes);
+        }
     }
 }
 
@@ -188,10 +216,23 @@ where
             _ => 5,
         };
         self.instruments.log_events[level].inc();
+        #[cfg(feature = "otel")]
+        let otel = self.instruments.otel.get();
+        #[cfg(feature = "otel")]
+        if let Some(otel) = otel {
+            otel.log_events.add(1, &otel.levels[level]);
+        }
         if meta.fields().field("error.class").is_some() {
             let mut class = Class(None);
             event.record(&mut class);
             if let Some(class) = class.0 {
+                #[cfg(feature = "otel")]
+                if let Some(otel) = otel {
+                    otel.errors.add(
+                        1,
+                        &[opentelemetry::KeyValue::new("error.class", class.clone())],
+                    );
+                }
                 self.instruments
                     .errors
                     .get_or_create(&crate::ClassLabels { class })

@@ -40,6 +40,8 @@
 //! Worker and cache helpers: [`Metrics::worker`], [`Metrics::cache`].
 
 mod layer;
+#[cfg(feature = "otel")]
+mod otel;
 mod process;
 mod serve;
 
@@ -122,12 +124,15 @@ pub(crate) struct Instruments {
     pub(crate) routes: RwLock<HashMap<Box<str>, Arc<layer::RouteCells>>>,
     pub(crate) jobs: Family<JobLabels, Counter>,
     pub(crate) job_duration: HistogramFamily<JobLabels>,
-    pub(crate) job_cells: RwLock<HashMap<Box<str>, (Counter, Histogram)>>,
+    pub(crate) job_cells: RwLock<HashMap<Box<str>, layer::Cell>>,
     pub(crate) spans: HashMap<&'static str, Histogram>,
     /// By [`strata_core::Severity`], TRACE to CRITICAL.
     pub(crate) log_events: [Counter; 6],
     pub(crate) errors: Family<ClassLabels, Counter>,
     pub(crate) db_queries: Histogram,
+    /// The OpenTelemetry instruments recorded alongside, when a meter provider was given.
+    #[cfg(feature = "otel")]
+    pub(crate) otel: std::sync::OnceLock<otel::OtelInstruments>,
     pub(crate) lag: Histogram,
     pub(crate) lag_max: Gauge<f64, AtomicU64>,
 }
@@ -390,6 +395,8 @@ impl Metrics {
                 log_events,
                 errors,
                 db_queries,
+                #[cfg(feature = "otel")]
+                otel: std::sync::OnceLock::new(),
                 lag,
                 lag_max,
             }),
@@ -398,6 +405,25 @@ impl Metrics {
             dropped,
             runtime,
         }
+    }
+
+    /// Also records the request and job durations, log events and errors as OpenTelemetry
+    /// instruments of `provider` (for instance strata-otlp's `OtlpGuard::meter_provider`, which
+    /// exports them over OTLP): `http.server.request.duration` (with `http.request.method`,
+    /// `http.route`, `http.response.status_class`), `strata.job.duration` (`job.name`),
+    /// `strata.log.events` (`level`), `strata.errors` (`error.class`). The first provider given
+    /// stays.
+    #[cfg(feature = "otel")]
+    #[must_use]
+    pub fn with_meter_provider(
+        self,
+        provider: &impl opentelemetry::metrics::MeterProvider,
+    ) -> Self {
+        let _ = self
+            .instruments
+            .otel
+            .set(otel::OtelInstruments::new(&provider.meter("strata")));
+        self
     }
 
     /// The layer deriving metrics from spans and events. Needs strata-core's span store
