@@ -80,33 +80,37 @@ impl MetricsLayer {
     }
 
     fn request(&self, fields: &SpanFields) {
-        let method = match fields.get("method") {
-            Some(FieldValue::Str(m)) => METHODS
-                .iter()
-                .position(|k| **k == **m)
-                .unwrap_or(METHODS.len() - 1),
-            _ => METHODS.len() - 1,
-        };
-        let class = match fields.get("status_code") {
-            Some(FieldValue::U64(code)) => match code {
-                100..=199 => 0,
-                200..=299 => 1,
-                300..=399 => 2,
-                400..=499 => 3,
-                500..=599 => 4,
-                _ => 5,
-            },
-            _ => 5,
-        };
-        let route = match fields.get("route") {
-            Some(FieldValue::Str(r)) => r,
-            // No template matched: never the raw path (unbounded).
-            _ => "unmatched",
-        };
-        let seconds = match fields.get("duration_ms") {
-            Some(FieldValue::F64(ms)) => ms / 1e3,
-            _ => fields.opened().map_or(0.0, |t| t.elapsed().as_secs_f64()),
-        };
+        // One pass over the span's fields.
+        let (mut method, mut class, mut route, mut millis) = (METHODS.len() - 1, 5, None, None);
+        for f in fields.fields() {
+            match (f.name(), f.value()) {
+                ("method", FieldValue::Str(m)) => {
+                    method = METHODS
+                        .iter()
+                        .position(|k| **k == **m)
+                        .unwrap_or(METHODS.len() - 1);
+                }
+                ("status_code", FieldValue::U64(code)) => {
+                    class = match code {
+                        100..=199 => 0,
+                        200..=299 => 1,
+                        300..=399 => 2,
+                        400..=499 => 3,
+                        500..=599 => 4,
+                        _ => 5,
+                    };
+                }
+                ("route", FieldValue::Str(r)) => route = Some(&**r),
+                ("duration_ms", FieldValue::F64(ms)) => millis = Some(*ms),
+                _ => {}
+            }
+        }
+        // No template matched: never the raw path (unbounded).
+        let route = route.unwrap_or("unmatched");
+        let seconds = millis.map_or_else(
+            || fields.opened().map_or(0.0, |t| t.elapsed().as_secs_f64()),
+            |ms| ms / 1e3,
+        );
         let cells = self.route_cells(route);
         let cell = cells.cells[method * CLASSES.len() + class].get_or_init(|| {
             let labels = HttpLabels {
@@ -244,11 +248,17 @@ where
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(&id) else { return };
         let meta = span.metadata();
-        if meta.fields().field("db.system").is_some()
+        let from_request_id = meta.target().starts_with("strata_request_id");
+        let request_or_job = from_request_id && matches!(meta.name(), "request" | "job");
+        if !request_or_job
+            && meta.fields().field("db.system").is_some()
             && let Some(request) = span.scope().skip(1).find(|s| {
                 s.name() == "request" && s.metadata().target().starts_with("strata_request_id")
             })
         {
+            self.instruments
+                .saw_db
+                .store(true, std::sync::atomic::Ordering::Relaxed);
             let mut ext = request.extensions_mut();
             match ext.get_mut::<DbQueries>() {
                 Some(n) => n.0 += 1,
@@ -259,20 +269,27 @@ where
         let Some(fields) = ext.get::<SpanFields>() else {
             return;
         };
-        let from_request_id = meta.target().starts_with("strata_request_id");
         match meta.name() {
             "request" if from_request_id => {
                 self.request(fields);
-                let queries = ext.get::<DbQueries>().map_or(0, |n| n.0);
-                self.instruments.db_queries.observe(f64::from(queries));
+                // Only services that make database calls pay for the histogram.
+                if self
+                    .instruments
+                    .saw_db
+                    .load(std::sync::atomic::Ordering::Relaxed)
+                {
+                    let queries = ext.get::<DbQueries>().map_or(0, |n| n.0);
+                    self.instruments.db_queries.observe(f64::from(queries));
+                }
             }
             "job" if from_request_id => self.job(fields),
-            name => {
+            name if !self.instruments.spans.is_empty() => {
                 if let Some(h) = self.instruments.spans.get(name) {
                     let seconds = fields.opened().map_or(0.0, |t| t.elapsed().as_secs_f64());
                     h.observe(seconds);
                 }
             }
+            _ => {}
         }
     }
 }

@@ -31,7 +31,7 @@
 //! | `span_duration_seconds{span}` (histogram) | spans named with [`Metrics::with_span_histogram`] |
 //! | `log_events_total{level}` | every event, by strata severity (CRITICAL included) |
 //! | `captured_errors_total{class}` | events carrying `error.class` (strata-core's `log_error!`) |
-//! | `db_queries_per_request` (histogram) | child spans with a `db.system` field, per request span |
+//! | `db_queries_per_request` (histogram) | child spans with a `db.system` field, per request span (from the first such span on) |
 //! | `event_loop_lag_seconds` (histogram), `event_loop_lag_max_seconds` | [`Metrics::spawn_lag_probe`] |
 //! | `tokio_workers`, `tokio_alive_tasks`, `tokio_global_queue_depth` | the probed runtime (stable tokio metrics), at scrape time |
 //! | `process_cpu_seconds_total`, `process_resident_memory_bytes`, `process_open_fds`, `process_threads`, `process_start_time_seconds` | `/proc`, at scrape time |
@@ -115,21 +115,49 @@ struct CacheLabels {
 
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
+/// FNV-1a for the route and job maps: their keys are short, trusted (route templates, bounded
+/// by [`MAX_ROUTES`]) and hashed on every request, where SipHash's resistance to flooding buys
+/// nothing.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct Fnv;
+
+impl std::hash::BuildHasher for Fnv {
+    type Hasher = FnvHasher;
+    fn build_hasher(&self) -> FnvHasher {
+        FnvHasher(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+pub(crate) struct FnvHasher(u64);
+
+impl std::hash::Hasher for FnvHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
 /// What the layer needs on the request path: handles resolved once per label set, so a
 /// request costs atomic adds and a histogram observation, no allocation.
 pub(crate) struct Instruments {
     pub(crate) http_requests: Family<HttpLabels, Counter>,
     pub(crate) http_duration: HistogramFamily<HttpLabels>,
     /// Per route: the counter and histogram of each (method, status class).
-    pub(crate) routes: RwLock<HashMap<Box<str>, Arc<layer::RouteCells>>>,
+    pub(crate) routes: RwLock<HashMap<Box<str>, Arc<layer::RouteCells>, Fnv>>,
     pub(crate) jobs: Family<JobLabels, Counter>,
     pub(crate) job_duration: HistogramFamily<JobLabels>,
-    pub(crate) job_cells: RwLock<HashMap<Box<str>, layer::Cell>>,
+    pub(crate) job_cells: RwLock<HashMap<Box<str>, layer::Cell, Fnv>>,
     pub(crate) spans: HashMap<&'static str, Histogram>,
     /// By [`strata_core::Severity`], TRACE to CRITICAL.
     pub(crate) log_events: [Counter; 6],
     pub(crate) errors: Family<ClassLabels, Counter>,
     pub(crate) db_queries: Histogram,
+    /// Whether a span with `db.system` was seen: until then requests skip `db_queries`.
+    pub(crate) saw_db: std::sync::atomic::AtomicBool,
     /// The OpenTelemetry instruments recorded alongside, when a meter provider was given.
     #[cfg(feature = "otel")]
     pub(crate) otel: std::sync::OnceLock<otel::OtelInstruments>,
@@ -395,6 +423,7 @@ impl Metrics {
                 log_events,
                 errors,
                 db_queries,
+                saw_db: std::sync::atomic::AtomicBool::new(false),
                 #[cfg(feature = "otel")]
                 otel: std::sync::OnceLock::new(),
                 lag,
