@@ -14,7 +14,9 @@ use tracing_core::{Event, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
-use crate::{HttpLabels, Instruments, JobLabels, MAX_ROUTES};
+use crate::{Fnv, HttpLabels, Instruments, JobLabels, MAX_ERROR_CLASSES, MAX_JOBS, MAX_ROUTES};
+use std::collections::HashMap;
+use std::sync::RwLock;
 
 const METHODS: [&str; 10] = [
     "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE", "_OTHER",
@@ -41,7 +43,10 @@ pub(crate) struct RouteCells {
 /// Database calls counted on a request span so far.
 struct DbQueries(u32);
 
-/// The layer of [`crate::Metrics::layer`].
+/// The layer of [`crate::Metrics::layer`]: records the metrics listed in the crate's docs when
+/// spans close and events happen. It reads span fields from strata-core's span store, so a
+/// store (`StoreLayer`, or any strata layer) must be in the same subscriber; without one it
+/// records log events and errors only.
 #[derive(Clone)]
 pub struct MetricsLayer {
     instruments: Arc<Instruments>,
@@ -62,8 +67,17 @@ impl MetricsLayer {
 
     fn route_cells(&self, route: &str) -> Arc<RouteCells> {
         let routes = &self.instruments.routes;
-        if let Some(cells) = routes.read().unwrap_or_else(|e| e.into_inner()).get(route) {
-            return Arc::clone(cells);
+        {
+            let map = routes.read().unwrap_or_else(|e| e.into_inner());
+            if let Some(cells) = map.get(route) {
+                return Arc::clone(cells);
+            }
+            // Past the cap, `other` (once made) without the write lock.
+            if map.len() >= MAX_ROUTES
+                && let Some(cells) = map.get("other")
+            {
+                return Arc::clone(cells);
+            }
         }
         let mut map = routes.write().unwrap_or_else(|e| e.into_inner());
         let key = if map.len() >= MAX_ROUTES && !map.contains_key(route) {
@@ -107,10 +121,12 @@ impl MetricsLayer {
         }
         // No template matched: never the raw path (unbounded).
         let route = route.unwrap_or("unmatched");
-        let seconds = millis.map_or_else(
-            || fields.opened().map_or(0.0, |t| t.elapsed().as_secs_f64()),
-            |ms| ms / 1e3,
-        );
+        let Some(seconds) = millis
+            .map(|ms| ms / 1e3)
+            .or_else(|| fields.opened().map(|t| t.elapsed().as_secs_f64()))
+        else {
+            return;
+        };
         let cells = self.route_cells(route);
         let cell = cells.cells[method * CLASSES.len() + class].get_or_init(|| {
             let labels = HttpLabels {
@@ -151,35 +167,22 @@ impl MetricsLayer {
             Some(FieldValue::Str(j)) => j,
             _ => "unknown",
         };
-        let seconds = fields.opened().map_or(0.0, |t| t.elapsed().as_secs_f64());
-        let jobs = &self.instruments.job_cells;
-        let cached = jobs
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(name)
-            .cloned();
-        let cell = cached.unwrap_or_else(|| {
-            let mut map = jobs.write().unwrap_or_else(|e| e.into_inner());
-            let key = if map.len() >= MAX_ROUTES && !map.contains_key(name) {
-                "other"
-            } else {
-                name
+        // A span made before the layer has no start time: not observed rather than 0 s.
+        let Some(opened) = fields.opened() else {
+            return;
+        };
+        let cell = capped(&self.instruments.job_cells, name, MAX_JOBS, |key| {
+            let labels = JobLabels {
+                job_name: key.to_owned(),
             };
-            map.entry(key.into())
-                .or_insert_with(|| {
-                    let labels = JobLabels {
-                        job_name: key.to_owned(),
-                    };
-                    Cell {
-                        count: self.instruments.jobs.get_or_create(&labels).clone(),
-                        histogram: self.instruments.job_duration.get_or_create(&labels).clone(),
-                        #[cfg(feature = "otel")]
-                        attributes: [opentelemetry::KeyValue::new("job.name", key.to_owned())]
-                            .into(),
-                    }
-                })
-                .clone()
+            Cell {
+                count: self.instruments.jobs.get_or_create(&labels).clone(),
+                histogram: self.instruments.job_duration.get_or_create(&labels).clone(),
+                #[cfg(feature = "otel")]
+                attributes: [opentelemetry::KeyValue::new("job.name", key.to_owned())].into(),
+            }
         });
+        let seconds = opened.elapsed().as_secs_f64();
         cell.count.inc();
         cell.histogram.observe(seconds);
         #[cfg(feature = "otel")]
@@ -187,9 +190,67 @@ impl MetricsLayer {
             otel.job_duration.record(seconds, &cell.attributes);
         }
     }
+
+    fn error(&self, class: &str) {
+        let cell = capped(
+            &self.instruments.error_cells,
+            class,
+            MAX_ERROR_CLASSES,
+            |key| {
+                Cell {
+                    count: self
+                        .instruments
+                        .errors
+                        .get_or_create(&crate::ClassLabels {
+                            class: key.to_owned(),
+                        })
+                        .clone(),
+                    // Errors have no histogram; this one is never exposed.
+                    histogram: Histogram::new([]),
+                    #[cfg(feature = "otel")]
+                    attributes: [opentelemetry::KeyValue::new("error.class", key.to_owned())]
+                        .into(),
+                }
+            },
+        );
+        cell.count.inc();
+        #[cfg(feature = "otel")]
+        if let Some(otel) = self.instruments.otel.get() {
+            otel.errors.add(1, &cell.attributes);
+        }
+    }
 }
 
-/// Reads `error.class` from an event.
+/// The cell of `key` in a map capped at `max` keys (past it, `other`), made by `make` on first
+/// use; a known key is found under the read lock, with no allocation.
+fn capped(
+    map: &RwLock<HashMap<Box<str>, Cell, Fnv>>,
+    key: &str,
+    max: usize,
+    make: impl FnOnce(&str) -> Cell,
+) -> Cell {
+    {
+        let read = map.read().unwrap_or_else(|e| e.into_inner());
+        if let Some(cell) = read.get(key) {
+            return cell.clone();
+        }
+        if read.len() >= max
+            && let Some(cell) = read.get("other")
+        {
+            return cell.clone();
+        }
+    }
+    let mut write = map.write().unwrap_or_else(|e| e.into_inner());
+    let key = if write.len() >= max && !write.contains_key(key) {
+        "other"
+    } else {
+        key
+    };
+    write.entry(key.into()).or_insert_with(|| make(key)).clone()
+}
+
+/// Reads `error.class` from an event (as text: `%class`, `"external"`, or Debug without
+/// quotes).
 struct Class(Option<String>);
 
 impl Visit for Class {
@@ -200,7 +261,7 @@ impl Visit for Class {
     }
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
         if field.name() == "error.class" {
-            self.0 = Some(format!("{value:?}"));
+            self.0 = Some(format!("{value:?}").trim_matches('"').to_owned());
         }
     }
 }
@@ -230,17 +291,7 @@ where
             let mut class = Class(None);
             event.record(&mut class);
             if let Some(class) = class.0 {
-                #[cfg(feature = "otel")]
-                if let Some(otel) = otel {
-                    otel.errors.add(
-                        1,
-                        &[opentelemetry::KeyValue::new("error.class", class.clone())],
-                    );
-                }
-                self.instruments
-                    .errors
-                    .get_or_create(&crate::ClassLabels { class })
-                    .inc();
+                self.error(&class);
             }
         }
     }
@@ -248,12 +299,15 @@ where
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(&id) else { return };
         let meta = span.metadata();
-        let from_request_id = meta.target().starts_with("strata_request_id");
-        let request_or_job = from_request_id && matches!(meta.name(), "request" | "job");
+        // The HTTP middleware's request spans and the job spans; not `request_span()` (a
+        // request of another kind: no method, route or status).
+        let http_request = meta.name() == "request" && meta.target() == "strata_request_id::server";
+        let job = meta.name() == "job" && meta.target() == "strata_request_id::context";
+        let request_or_job = http_request || job;
         if !request_or_job
             && meta.fields().field("db.system").is_some()
             && let Some(request) = span.scope().skip(1).find(|s| {
-                s.name() == "request" && s.metadata().target().starts_with("strata_request_id")
+                s.name() == "request" && s.metadata().target() == "strata_request_id::server"
             })
         {
             self.instruments
@@ -265,12 +319,19 @@ where
                 None => ext.insert(DbQueries(1)),
             }
         }
+        let has_spans = self
+            .instruments
+            .has_spans
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if !request_or_job && !has_spans {
+            return;
+        }
         let ext = span.extensions();
         let Some(fields) = ext.get::<SpanFields>() else {
             return;
         };
         match meta.name() {
-            "request" if from_request_id => {
+            "request" if http_request => {
                 self.request(fields);
                 // Only services that make database calls pay for the histogram.
                 if self
@@ -282,14 +343,17 @@ where
                     self.instruments.db_queries.observe(f64::from(queries));
                 }
             }
-            "job" if from_request_id => self.job(fields),
-            name if !self.instruments.spans.is_empty() => {
-                if let Some(h) = self.instruments.spans.get(name) {
-                    let seconds = fields.opened().map_or(0.0, |t| t.elapsed().as_secs_f64());
-                    h.observe(seconds);
+            "job" if job => self.job(fields),
+            name => {
+                let spans = self
+                    .instruments
+                    .spans
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner());
+                if let (Some(h), Some(opened)) = (spans.get(name), fields.opened()) {
+                    h.observe(opened.elapsed().as_secs_f64());
                 }
             }
-            _ => {}
         }
     }
 }

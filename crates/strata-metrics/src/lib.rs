@@ -21,7 +21,9 @@
 //! ```
 //!
 //! What the layer derives from spans (label values are bounded: routes are templates such as
-//! `/users/{id}`, never raw paths):
+//! `/users/{id}`, never raw paths, at most [`MAX_ROUTES`]; at most [`MAX_JOBS`] job names and
+//! [`MAX_ERROR_CLASSES`] error classes; worker and cache names are the application's, from a
+//! small fixed set):
 //!
 //! | metric | from |
 //! |---|---|
@@ -66,9 +68,15 @@ pub const LATENCY_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0,
 ];
 
-/// The most distinct routes (or job names) labelled; later ones are counted under `other`, so
-/// a bug that puts raw paths in routes cannot blow up the series count.
-pub const MAX_ROUTES: usize = 1000;
+/// The most distinct routes labelled; later ones are counted under `other`, so a bug that puts
+/// raw paths in routes cannot blow up the series count.
+pub const MAX_ROUTES: usize = 200;
+
+/// The most distinct job names labelled; later ones are counted under `other`.
+pub const MAX_JOBS: usize = 100;
+
+/// The most distinct error classes labelled; later ones are counted under `other`.
+pub const MAX_ERROR_CLASSES: usize = 50;
 
 fn latency_histogram() -> Histogram {
     Histogram::new(LATENCY_BUCKETS.iter().copied())
@@ -151,7 +159,12 @@ pub(crate) struct Instruments {
     pub(crate) jobs: Family<JobLabels, Counter>,
     pub(crate) job_duration: HistogramFamily<JobLabels>,
     pub(crate) job_cells: RwLock<HashMap<Box<str>, layer::Cell, Fnv>>,
-    pub(crate) spans: HashMap<&'static str, Histogram>,
+    pub(crate) spans: RwLock<HashMap<&'static str, Histogram, Fnv>>,
+    /// Whether any span histogram is configured (read without the lock on every close).
+    pub(crate) has_spans: std::sync::atomic::AtomicBool,
+    span_family: HistogramFamily<SpanLabels>,
+    /// Error classes seen, capped at [`MAX_ERROR_CLASSES`].
+    pub(crate) error_cells: RwLock<HashMap<Box<str>, layer::Cell, Fnv>>,
     /// By [`strata_core::Severity`], TRACE to CRITICAL.
     pub(crate) log_events: [Counter; 6],
     pub(crate) errors: Family<ClassLabels, Counter>,
@@ -193,7 +206,7 @@ impl Default for Metrics {
 #[derive(Default)]
 struct Dropped(RwLock<Vec<(String, DropCounter)>>);
 
-type DropCounter = Box<dyn Fn() -> u64 + Send + Sync>;
+type DropCounter = Arc<dyn Fn() -> u64 + Send + Sync>;
 
 impl std::fmt::Debug for Dropped {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -207,7 +220,8 @@ impl prometheus_client::collector::Collector for Dropped {
         mut encoder: prometheus_client::encoding::DescriptorEncoder<'_>,
     ) -> Result<(), std::fmt::Error> {
         use prometheus_client::encoding::EncodeMetric as _;
-        let sources = self.0.read().unwrap_or_else(|e| e.into_inner());
+        // The callbacks run with no lock held: they may register, or read other metrics.
+        let sources = self.0.read().unwrap_or_else(|e| e.into_inner()).clone();
         if sources.is_empty() {
             return Ok(());
         }
@@ -284,19 +298,29 @@ struct WorkerFamilies {
 impl Metrics {
     /// The standard instruments, the process collector, no span histograms.
     pub fn new() -> Self {
-        Self::with_spans(&[])
+        Self::build()
     }
 
     /// Also a `span_duration_seconds{span}` histogram for spans with these names (database
-    /// calls, external requests…).
+    /// calls, external requests…). Added in place: layers and clones made before see it too.
     #[must_use]
     pub fn with_span_histogram(self, names: &[&'static str]) -> Self {
-        let mut all: Vec<&'static str> = self.instruments.spans.keys().copied().collect();
-        all.extend_from_slice(names);
-        Self::with_spans(&all)
+        let i = &self.instruments;
+        let mut spans = i.spans.write().unwrap_or_else(|e| e.into_inner());
+        for name in names {
+            let h = i
+                .span_family
+                .get_or_create(&SpanLabels { span: name })
+                .clone();
+            spans.insert(name, h);
+        }
+        i.has_spans
+            .store(!spans.is_empty(), std::sync::atomic::Ordering::Relaxed);
+        drop(spans);
+        self
     }
 
-    fn with_spans(names: &[&'static str]) -> Self {
+    fn build() -> Self {
         let mut registry = Registry::default();
         let http_requests = Family::<HttpLabels, Counter>::default();
         registry.register(
@@ -324,20 +348,11 @@ impl Metrics {
         );
         let span_family: HistogramFamily<SpanLabels> =
             Family::new_with_constructor(latency_histogram);
-        let spans = names
-            .iter()
-            .map(|n| {
-                (
-                    *n,
-                    span_family.get_or_create(&SpanLabels { span: n }).clone(),
-                )
-            })
-            .collect();
         registry.register_with_unit(
             "span_duration",
             "Time spent in spans chosen for a histogram",
             prometheus_client::registry::Unit::Seconds,
-            span_family,
+            span_family.clone(),
         );
         let levels = Family::<LevelLabels, Counter>::default();
         let log_events = ["trace", "debug", "info", "warn", "error", "critical"]
@@ -419,7 +434,10 @@ impl Metrics {
                 jobs,
                 job_duration,
                 job_cells: RwLock::default(),
-                spans,
+                spans: RwLock::default(),
+                has_spans: std::sync::atomic::AtomicBool::new(false),
+                span_family,
+                error_cells: RwLock::default(),
                 log_events,
                 errors,
                 db_queries,
@@ -461,7 +479,8 @@ impl Metrics {
         MetricsLayer::new(Arc::clone(&self.instruments))
     }
 
-    /// Registers a metric of the application's own, exposed with the rest.
+    /// Registers a metric of the application's own, exposed with the rest. Its name must not
+    /// be one strata uses (two families of one name make the exposition invalid).
     pub fn register(
         &self,
         name: &str,
@@ -476,12 +495,11 @@ impl Metrics {
 
     /// Exposes a strata queue's drop counter as `strata_telemetry_dropped_total{source}`,
     /// read at each scrape (for instance `strata-otlp/spans` with `OtlpGuard::dropped_spans`).
+    /// Registering the same `source` again replaces its counter.
     pub fn register_dropped(&self, source: &str, count: impl Fn() -> u64 + Send + Sync + 'static) {
-        self.dropped
-            .0
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .push((source.to_owned(), Box::new(count)));
+        let mut sources = self.dropped.0.write().unwrap_or_else(|e| e.into_inner());
+        sources.retain(|(s, _)| s != source);
+        sources.push((source.to_owned(), Arc::new(count)));
     }
 
     /// The exposition, in the OpenMetrics text format (which Prometheus reads).
@@ -509,6 +527,8 @@ impl Metrics {
     ///
     /// Outside a tokio runtime.
     pub fn spawn_lag_probe(&self, interval: Duration) -> LagProbe {
+        // A zero interval would spin a worker.
+        let interval = interval.max(Duration::from_millis(1));
         *self.runtime.0.write().unwrap_or_else(|e| e.into_inner()) =
             Some(tokio::runtime::Handle::current());
         let metrics = self.clone();
@@ -525,11 +545,14 @@ impl Metrics {
                 metrics.observe_lag(lag, max);
             }
         });
-        LagProbe(task)
+        LagProbe {
+            task,
+            runtime: Arc::clone(&self.runtime),
+        }
     }
 
-    /// The instruments of a job queue named `queue`: depth, wait time, processed / failed /
-    /// retried / dead-lettered counts.
+    /// The instruments of a job queue named `queue` (a label value: name queues from a small
+    /// fixed set): depth, wait time, processed / failed / retried / dead-lettered counts.
     pub fn worker(&self, queue: &str) -> WorkerMetrics {
         let l = QueueLabels {
             queue: queue.to_owned(),
@@ -545,7 +568,8 @@ impl Metrics {
         }
     }
 
-    /// The hit and miss counters of a cache named `cache` (`cache_requests_total{cache,result}`).
+    /// The hit and miss counters of a cache named `cache` (`cache_requests_total{cache,result}`;
+    /// a label value: name caches from a small fixed set).
     pub fn cache(&self, cache: &str) -> CacheMetrics {
         let get = |result| {
             self.workers
@@ -566,11 +590,16 @@ impl Metrics {
 /// The event-loop lag probe of [`Metrics::spawn_lag_probe`]; dropping it stops the probe.
 #[derive(Debug)]
 #[must_use = "dropping the probe stops it"]
-pub struct LagProbe(tokio::task::JoinHandle<()>);
+pub struct LagProbe {
+    task: tokio::task::JoinHandle<()>,
+    runtime: Arc<RuntimeCollector>,
+}
 
 impl Drop for LagProbe {
     fn drop(&mut self) {
-        self.0.abort();
+        self.task.abort();
+        // The tokio_* gauges stop with it (and the runtime is not kept alive).
+        *self.runtime.0.write().unwrap_or_else(|e| e.into_inner()) = None;
     }
 }
 

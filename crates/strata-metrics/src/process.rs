@@ -21,7 +21,7 @@ pub(crate) struct Sample {
 pub(crate) fn sample() -> Option<Sample> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
     // The command name (field 2) may hold spaces and parentheses: fields start after the last ')'.
-    let rest = &stat[stat.rfind(')')? + 2..];
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
     let fields: Vec<&str> = rest.split_whitespace().collect();
     // Field n of stat(5) is fields[n - 3] here.
     let field = |n: usize| -> Option<f64> { fields.get(n - 3)?.parse().ok() };
@@ -32,10 +32,14 @@ pub(crate) fn sample() -> Option<Sample> {
             libc::sysconf(libc::_SC_PAGESIZE) as f64,
         )
     };
-    let boot = std::fs::read_to_string("/proc/stat")
-        .ok()?
-        .lines()
-        .find_map(|l| l.strip_prefix("btime ")?.trim().parse::<f64>().ok())?;
+    // The boot time does not change: read once.
+    static BOOT: std::sync::OnceLock<Option<f64>> = std::sync::OnceLock::new();
+    let boot = (*BOOT.get_or_init(|| {
+        std::fs::read_to_string("/proc/stat")
+            .ok()?
+            .lines()
+            .find_map(|l| l.strip_prefix("btime ")?.trim().parse::<f64>().ok())
+    }))?;
     Some(Sample {
         cpu_seconds: (field(14)? + field(15)?) / ticks,
         resident_bytes: (field(24)? * page) as i64,

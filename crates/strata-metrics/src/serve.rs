@@ -29,28 +29,23 @@ impl Metrics {
     }
 
     /// Serves `GET /metrics` on `addr` (a listener of its own, on the current tokio runtime)
-    /// until the returned server is dropped.
+    /// until the returned server is dropped, which stops it at once.
     ///
     /// # Errors
     ///
     /// When `addr` cannot be bound.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime.
     pub async fn serve(&self, addr: SocketAddr) -> std::io::Result<MetricsServer> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let app = axum::Router::new().route_service("/metrics", self.service());
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await;
+            let _ = axum::serve(listener, app).await;
         });
-        Ok(MetricsServer {
-            addr,
-            stop: Some(stop),
-            task,
-        })
+        Ok(MetricsServer { addr, task })
     }
 }
 
@@ -74,12 +69,12 @@ impl<B> tower_service::Service<Request<B>> for MetricsService {
     }
 }
 
-/// The listener of [`Metrics::serve`]; dropping it stops serving.
+/// The listener of [`Metrics::serve`]; dropping it stops serving (at once: a scrape in flight
+/// is cut; Prometheus retries at the next interval).
 #[derive(Debug)]
 #[must_use = "dropping the server stops it"]
 pub struct MetricsServer {
     addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -92,9 +87,6 @@ impl MetricsServer {
 
 impl Drop for MetricsServer {
     fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
         self.task.abort();
     }
 }
