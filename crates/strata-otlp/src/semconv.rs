@@ -29,10 +29,11 @@ pub(crate) fn from_telemetry(span: &SpanData) -> bool {
     })
 }
 
-fn from_request_id(span: &SpanData) -> bool {
-    span.attributes.iter().any(|kv| {
-        kv.key.as_str() == "code.module.name" && kv.value.as_str().starts_with("strata_request_id")
-    })
+/// Whether the span was made in `module` (tracing-opentelemetry records `code.module.name`).
+fn made_in(span: &SpanData, module: &str) -> bool {
+    span.attributes
+        .iter()
+        .any(|kv| kv.key.as_str() == "code.module.name" && kv.value.as_str() == module)
 }
 
 fn int(value: &Value) -> Option<i64> {
@@ -45,14 +46,13 @@ fn int(value: &Value) -> Option<i64> {
 
 /// Rewrites `span` if it is one of strata-request-id's HTTP spans.
 pub(crate) fn apply(span: &mut SpanData) {
+    // strata-request-id's middleware spans only (its `request_span()` for other kinds of
+    // requests is not HTTP).
     let (kind, names) = match span.name.as_ref() {
-        "request" => (SpanKind::Server, SERVER),
-        "http_client" => (SpanKind::Client, CLIENT),
+        "request" if made_in(span, "strata_request_id::server") => (SpanKind::Server, SERVER),
+        "http_client" if made_in(span, "strata_request_id::client") => (SpanKind::Client, CLIENT),
         _ => return,
     };
-    if !from_request_id(span) {
-        return;
-    }
     let mut method = None;
     let mut route = None;
     let mut status = None;
