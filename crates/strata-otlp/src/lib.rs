@@ -869,7 +869,7 @@ impl OtlpGuard {
     /// exported, so exporting never exports itself (checked off the hot path: spans on the
     /// export thread, events before a record is built; a per-layer filter costs every
     /// application span ~470 instructions). Does nothing when export is off.
-    pub fn layer<S>(&self) -> impl Layer<S> + Send + Sync + 'static
+    pub fn layer<S>(&self) -> impl Layer<S> + Send + Sync + 'static + use<S>
     where
         S: Subscriber + for<'a> LookupSpan<'a> + Send + Sync,
     {

@@ -6,10 +6,8 @@ use std::time::Duration;
 
 use strata_otlp::{Otlp, OtlpError, Protocol};
 use strata_testkit::OtlpReceiver;
-use tracing_subscriber::prelude::*;
 
 mod support;
-use support::Buf;
 
 static ENV: Mutex<()> = Mutex::new(());
 
@@ -158,21 +156,12 @@ fn header_injection_is_refused_without_repeating_the_secret() {
 }
 
 fn export_one_span(otlp: &strata_otlp::OtlpGuard) -> Vec<serde_json::Value> {
-    let buf = Buf::default();
-    let out = buf.clone();
-    let subscriber = tracing_subscriber::registry()
-        .with(strata_core::StoreLayer::default())
-        .with(otlp.layer())
-        .with(strata_json::layer().with_writer(move || out.clone()));
+    let (subscriber, buf) = support::with_json_lines(otlp);
     tracing::subscriber::with_default(subscriber, || {
         tracing::info_span!("work").in_scope(|| tracing::info!("worked"));
     });
     let _ = otlp.flush(Duration::from_secs(10));
-    String::from_utf8(buf.0.lock().unwrap().clone())
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    buf.lines()
 }
 
 #[test]

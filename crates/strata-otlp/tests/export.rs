@@ -8,7 +8,6 @@ use strata_testkit::OtlpReceiver;
 use tracing_subscriber::prelude::*;
 
 mod support;
-use support::Buf;
 
 #[test]
 fn spans_reach_the_collector_with_parents_and_the_json_lines_carry_their_ids() {
@@ -21,12 +20,7 @@ fn spans_reach_the_collector_with_parents_and_the_json_lines_carry_their_ids() {
         .with_environment("staging")
         .start()
         .unwrap();
-    let buf = Buf::default();
-    let out = buf.clone();
-    let subscriber = tracing_subscriber::registry()
-        .with(strata_core::StoreLayer::default())
-        .with(otlp.layer())
-        .with(strata_json::layer().with_writer(move || out.clone()));
+    let (subscriber, buf) = support::with_json_lines(&otlp);
     tracing::subscriber::with_default(subscriber, || {
         let request = tracing::info_span!("request", request_id = "req-1", user_id = 42_u64);
         let _r = request.enter();
@@ -69,11 +63,7 @@ fn spans_reach_the_collector_with_parents_and_the_json_lines_carry_their_ids() {
     assert_eq!(db.status_code, 2, "{db:#?}");
     assert_eq!(request.status_code, 0);
 
-    let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
-    let lines: Vec<serde_json::Value> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = buf.lines();
     let handling = lines.iter().find(|l| l["message"] == "handling").unwrap();
     assert_eq!(handling["trace_id"], request.trace_id.as_str());
     assert_eq!(handling["span_id"], request.span_id.as_str());

@@ -10,15 +10,6 @@ use strata_testkit::OtlpReceiver;
 use tracing_subscriber::prelude::*;
 
 mod support;
-use support::Buf;
-
-fn json_lines(buf: &Buf) -> Vec<serde_json::Value> {
-    String::from_utf8(buf.0.lock().unwrap().clone())
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
 
 fn log_records_carry_the_json_lines_ids(protocol: Protocol) {
     let receiver = OtlpReceiver::start().unwrap();
@@ -32,12 +23,7 @@ fn log_records_carry_the_json_lines_ids(protocol: Protocol) {
         .with_service_name("orders")
         .start()
         .unwrap();
-    let buf = Buf::default();
-    let out = buf.clone();
-    let subscriber = tracing_subscriber::registry()
-        .with(strata_core::StoreLayer::default())
-        .with(otlp.layer())
-        .with(strata_json::layer().with_writer(move || out.clone()));
+    let (subscriber, buf) = support::with_json_lines(&otlp);
     tracing::subscriber::with_default(subscriber, || {
         tracing::info!(order_id = 1, "before any span");
         let request = tracing::info_span!("request", request_id = "req-9");
@@ -55,7 +41,7 @@ fn log_records_carry_the_json_lines_ids(protocol: Protocol) {
     let spans = receiver.wait_for_spans(2, Duration::from_secs(10));
     assert_eq!(logs.len(), 3, "{logs:#?}");
     assert_eq!((otlp.exported_logs(), otlp.dropped_logs()), (3, 0));
-    let lines = json_lines(&buf);
+    let lines = buf.lines();
     for message in ["order received", "card declined"] {
         let record = logs.iter().find(|l| l.body == message).unwrap();
         let line = lines.iter().find(|l| l["message"] == message).unwrap();
@@ -192,12 +178,7 @@ fn the_local_file_holds_spans_log_records_and_metrics() {
         .with_service_name("worker")
         .start()
         .unwrap();
-    let buf = Buf::default();
-    let out = buf.clone();
-    let subscriber = tracing_subscriber::registry()
-        .with(strata_core::StoreLayer::default())
-        .with(otlp.layer())
-        .with(strata_json::layer().with_writer(move || out.clone()));
+    let (subscriber, buf) = support::with_json_lines(&otlp);
     tracing::subscriber::with_default(subscriber, || {
         tracing::info_span!("job", job = "invoice").in_scope(|| tracing::info!("job done"));
     });
@@ -226,7 +207,7 @@ fn the_local_file_holds_spans_log_records_and_metrics() {
     assert_eq!(record["body"]["stringValue"], "job done");
     assert_eq!(record["traceId"], span["traceId"]);
     assert_eq!(record["spanId"], span["spanId"]);
-    let line = &json_lines(&buf)[0];
+    let line = &buf.lines()[0];
     assert_eq!(line["trace_id"], span["traceId"]);
     assert_eq!(metric["name"], "jobs_processed");
 }
