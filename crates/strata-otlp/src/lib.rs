@@ -897,6 +897,15 @@ impl OtlpGuard {
         self.meter.as_ref().unwrap_or(&self.no_meter)
     }
 
+    /// The drop counters, as a handle that outlives the borrow (for a metrics registry to read
+    /// at each scrape).
+    pub fn drop_counts(&self) -> DropCounts {
+        DropCounts {
+            spans: Arc::clone(&self.span_counters),
+            logs: Arc::clone(&self.log_counters),
+        }
+    }
+
     /// Spans exported so far.
     pub fn exported_spans(&self) -> u64 {
         self.span_counters.exported.load(Ordering::Relaxed)
@@ -942,6 +951,25 @@ impl OtlpGuard {
             ok &= run_bounded(left, move || meter.force_flush().is_ok());
         }
         ok
+    }
+}
+
+/// What [`OtlpGuard::drop_counts`] returns: the spans and log records dropped or failed so far.
+#[derive(Debug, Clone)]
+pub struct DropCounts {
+    spans: Arc<batch::Counters>,
+    logs: Arc<batch::Counters>,
+}
+
+impl DropCounts {
+    /// Spans lost: dropped (queue full) or failed to export.
+    pub fn spans(&self) -> u64 {
+        self.spans.dropped.load(Ordering::Relaxed) + self.spans.failed.load(Ordering::Relaxed)
+    }
+
+    /// Log records lost: dropped (queue full) or failed to export.
+    pub fn logs(&self) -> u64 {
+        self.logs.dropped.load(Ordering::Relaxed) + self.logs.failed.load(Ordering::Relaxed)
     }
 }
 

@@ -25,15 +25,21 @@
 //! Code wins over the environment, the environment over defaults. An invalid value is a typed
 //! [`InitError`] naming the setting, the value and what was expected.
 //!
-//! The log filter applies to the JSON output only (a per-layer filter), so layers added by later
-//! strata features (traces, metrics) still see every span. It filters *events*: spans at INFO
+//! The log filter applies to the JSON output only (a per-layer filter), so OTLP export and
+//! metrics see every span. It filters *events*: spans at INFO
 //! and above are always kept, so with `RUST_LOG=warn` a WARN line inside a request still
 //! carries the request's `request_id` and other span fields.
 //!
 //! # Feature flags
 //!
 //! - `json` (default): the JSON formatter, [`strata_json`].
+//! - `otlp`: traces, log records and metrics over OTLP (or to a local file), `strata_otlp`,
+//!   with [`Builder::with_otlp`].
+//! - `metrics`: metrics from spans, `strata_metrics`, with [`Builder::with_metrics`]; with
+//!   `otlp` as well, the same instruments go over OTLP and the exporter's losses are a metric.
 //! - `full`: everything.
+//!
+//! The default pulls in no network client: OTLP (tonic, reqwest) only with `otlp`.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 use std::fmt;
@@ -82,6 +88,10 @@ pub enum InitError {
         /// What was expected.
         expected: &'static str,
     },
+    /// OpenTelemetry export could not start (a bad `OTEL_*` setting, say).
+    #[cfg(feature = "otlp")]
+    #[error(transparent)]
+    Otlp(#[from] strata_otlp::OtlpError),
     /// A global subscriber is already installed (strata was initialised twice, or another
     /// logging library got there first).
     #[error("a global tracing subscriber is already installed")]
@@ -135,6 +145,10 @@ pub struct Builder {
     thread: bool,
     #[cfg(feature = "json")]
     max_field_len: Option<usize>,
+    #[cfg(feature = "otlp")]
+    otlp: Option<strata_otlp::Otlp>,
+    #[cfg(feature = "metrics")]
+    metrics: Option<strata_metrics::Metrics>,
 }
 
 impl Builder {
@@ -204,6 +218,24 @@ impl Builder {
         self
     }
 
+    /// Exports traces, log records and metrics with these settings (`Otlp::new()` reads the
+    /// `OTEL_*` environment; with no endpoint, a local file). Its layer sees every span, whatever
+    /// the log filter.
+    #[cfg(feature = "otlp")]
+    pub fn with_otlp(mut self, otlp: strata_otlp::Otlp) -> Self {
+        self.otlp = Some(otlp);
+        self
+    }
+
+    /// Derives metrics from spans into `metrics` (expose it with `metrics.serve(…)` or
+    /// `metrics.service()`). With OTLP export too, the same instruments go over OTLP, and the
+    /// exporter's losses appear as `strata_telemetry_dropped_total{source="strata-otlp/…"}`.
+    #[cfg(feature = "metrics")]
+    pub fn with_metrics(mut self, metrics: &strata_metrics::Metrics) -> Self {
+        self.metrics = Some(metrics.clone());
+        self
+    }
+
     /// The settings after applying the environment: what [`Builder::try_init`] would use.
     ///
     /// # Errors
@@ -253,6 +285,27 @@ impl Builder {
             parse_filter(settings.filter_setting, &settings.filter)?.or(filter_fn(|meta| {
                 meta.is_span() && *meta.level() <= tracing::Level::INFO
             }));
+        // OTLP export and metrics see every span and event (no log filter on their layers).
+        #[cfg(feature = "otlp")]
+        let otlp = self.start_otlp()?;
+        #[cfg(feature = "otlp")]
+        let otlp_layer = otlp.as_ref().map(strata_otlp::OtlpGuard::layer);
+        #[cfg(not(feature = "otlp"))]
+        let otlp_layer: Option<tracing_subscriber::layer::Identity> = None;
+        #[cfg(feature = "metrics")]
+        let metrics_layer = self.metrics.as_ref().map(|m| {
+            #[cfg(feature = "otlp")]
+            if let Some(g) = &otlp {
+                let counts = g.drop_counts();
+                let logs = counts.clone();
+                m.register_dropped("strata-otlp/spans", move || counts.spans());
+                m.register_dropped("strata-otlp/logs", move || logs.logs());
+                let _ = m.clone().with_meter_provider(g.meter_provider());
+            }
+            m.layer()
+        });
+        #[cfg(not(feature = "metrics"))]
+        let metrics_layer: Option<tracing_subscriber::layer::Identity> = None;
         #[cfg(feature = "json")]
         {
             let mut json = strata_json::layer()
@@ -271,21 +324,50 @@ impl Builder {
             let handle = json.handle();
             tracing_subscriber::registry()
                 .with(json.with_filter(filter))
+                .with(otlp_layer)
+                .with(metrics_layer)
                 .try_init()
                 .map_err(|e| InitError::AlreadyInitialized(Box::new(e)))?;
             Ok(Guard {
                 settings,
                 json: Some(handle),
+                #[cfg(feature = "otlp")]
+                otlp,
             })
         }
         #[cfg(not(feature = "json"))]
         {
             tracing_subscriber::registry()
                 .with(strata_core::StoreLayer::new().with_filter(filter))
+                .with(otlp_layer)
+                .with(metrics_layer)
                 .try_init()
                 .map_err(|e| InitError::AlreadyInitialized(Box::new(e)))?;
-            Ok(Guard { settings })
+            Ok(Guard {
+                settings,
+                #[cfg(feature = "otlp")]
+                otlp,
+            })
         }
+    }
+
+    /// Starts OTLP export when asked for, with the service, environment and version given in
+    /// code (the environment's `OTEL_*` and `STRATA_*` otherwise).
+    #[cfg(feature = "otlp")]
+    fn start_otlp(&self) -> Result<Option<strata_otlp::OtlpGuard>, InitError> {
+        let Some(mut otlp) = self.otlp.clone() else {
+            return Ok(None);
+        };
+        if let Some(s) = &self.service {
+            otlp = otlp.with_service_name(s.clone());
+        }
+        if let Some(e) = &self.env {
+            otlp = otlp.with_environment(e.clone());
+        }
+        if let Some(v) = &self.version {
+            otlp = otlp.with_service_version(v.clone());
+        }
+        Ok(Some(otlp.start()?))
     }
 
     /// Installs strata as the global subscriber.
@@ -383,6 +465,9 @@ pub struct Guard {
     settings: Settings,
     #[cfg(feature = "json")]
     json: Option<strata_json::JsonHandle>,
+    /// Dropped after the JSON flush: flushes and stops the exporters, bounded.
+    #[cfg(feature = "otlp")]
+    otlp: Option<strata_otlp::OtlpGuard>,
 }
 
 impl fmt::Debug for Guard {
@@ -399,11 +484,15 @@ impl Guard {
         &self.settings
     }
 
-    /// Flushes every output now.
+    /// Flushes every output now (the OTLP exporters waiting at most 5 s).
     pub fn flush(&self) {
         #[cfg(feature = "json")]
         if let Some(j) = &self.json {
             let _ = j.flush();
+        }
+        #[cfg(feature = "otlp")]
+        if let Some(o) = &self.otlp {
+            let _ = o.flush(std::time::Duration::from_secs(5));
         }
     }
 }
