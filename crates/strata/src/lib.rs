@@ -34,8 +34,8 @@
 //!
 //! - `json` (default): the JSON formatter, [`strata_json`].
 //! - `otlp`: traces, log records and metrics over OTLP (or to a local file), `strata_otlp`,
-//!   with [`Builder::with_otlp`].
-//! - `metrics`: metrics from spans, `strata_metrics`, with [`Builder::with_metrics`]; with
+//!   with `Builder::with_otlp`.
+//! - `metrics`: metrics from spans, `strata_metrics`, with `Builder::with_metrics`; with
 //!   `otlp` as well, the same instruments go over OTLP and the exporter's losses are a metric.
 //! - `full`: everything.
 //!
