@@ -4,11 +4,9 @@
 //! allocations per request in steady state, counted by a counting allocator.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use tracing::field::Empty;
 use tracing_subscriber::prelude::*;
 
 struct Counting;
@@ -33,22 +31,9 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-/// One request span as strata-request-id's middleware makes it.
-fn request() {
-    let span = tracing::info_span!(
-        target: "strata_request_id::server",
-        "request",
-        request_id = "0193a9f0-7c1e-7b55-9a0e-4d6f4a1f2b3c",
-        method = "GET",
-        route = "/api/v1/users/{id}",
-        path = "/api/v1/users/42",
-        user_id = Empty,
-        status_code = Empty,
-        duration_ms = Empty,
-    );
-    span.in_scope(|| black_box(()));
-    tracing::record_all!(span, status_code = 200_u64, duration_ms = 12.5);
-}
+#[path = "support/request.rs"]
+mod support;
+use support::request;
 
 fn allocations_per_request(dispatch: &tracing::Dispatch) -> f64 {
     tracing::dispatcher::with_default(dispatch, || {

@@ -14,9 +14,10 @@ use tracing_core::{Event, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
-use crate::{Fnv, HttpLabels, Instruments, JobLabels, MAX_ERROR_CLASSES, MAX_JOBS, MAX_ROUTES};
 use std::collections::HashMap;
 use std::sync::RwLock;
+
+use crate::{Fnv, HttpLabels, Instruments, JobLabels, MAX_ERROR_CLASSES, MAX_JOBS, MAX_ROUTES};
 
 const METHODS: [&str; 10] = [
     "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE", "_OTHER",
@@ -25,10 +26,16 @@ const METHODS: [&str; 10] = [
 const CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "none"];
 
 /// The handles of one label set: its counter and histogram (and OpenTelemetry attributes).
-#[derive(Clone)]
 pub(crate) struct Cell {
     count: Counter,
     histogram: Histogram,
+    #[cfg(feature = "otel")]
+    attributes: std::sync::Arc<[opentelemetry::KeyValue]>,
+}
+
+/// The counter of one error class (and its OpenTelemetry attributes).
+pub(crate) struct ErrorCell {
+    count: Counter,
     #[cfg(feature = "otel")]
     attributes: std::sync::Arc<[opentelemetry::KeyValue]>,
 }
@@ -65,34 +72,6 @@ impl MetricsLayer {
         MetricsLayer { instruments }
     }
 
-    fn route_cells(&self, route: &str) -> Arc<RouteCells> {
-        let routes = &self.instruments.routes;
-        {
-            let map = routes.read().unwrap_or_else(|e| e.into_inner());
-            if let Some(cells) = map.get(route) {
-                return Arc::clone(cells);
-            }
-            // Past the cap, `other` (once made) without the write lock.
-            if map.len() >= MAX_ROUTES
-                && let Some(cells) = map.get("other")
-            {
-                return Arc::clone(cells);
-            }
-        }
-        let mut map = routes.write().unwrap_or_else(|e| e.into_inner());
-        let key = if map.len() >= MAX_ROUTES && !map.contains_key(route) {
-            "other"
-        } else {
-            route
-        };
-        Arc::clone(map.entry(key.into()).or_insert_with(|| {
-            Arc::new(RouteCells {
-                label: key.into(),
-                cells: std::array::from_fn(|_| OnceLock::new()),
-            })
-        }))
-    }
-
     fn request(&self, fields: &SpanFields) {
         // One pass over the span's fields.
         let (mut method, mut class, mut route, mut millis) = (METHODS.len() - 1, 5, None, None);
@@ -127,7 +106,23 @@ impl MetricsLayer {
         else {
             return;
         };
-        let cells = self.route_cells(route);
+        let new_route = |key: &str| RouteCells {
+            label: key.into(),
+            cells: std::array::from_fn(|_| OnceLock::new()),
+        };
+        with_capped(
+            &self.instruments.routes,
+            route,
+            MAX_ROUTES,
+            new_route,
+            |cells| {
+                self.observe_request(cells, method, class, seconds);
+            },
+        );
+    }
+
+    /// Counts and times one request in its route's cell for (method, status class).
+    fn observe_request(&self, cells: &RouteCells, method: usize, class: usize, seconds: f64) {
         let cell = cells.cells[method * CLASSES.len() + class].get_or_init(|| {
             let labels = HttpLabels {
                 method: METHODS[method],
@@ -171,7 +166,7 @@ impl MetricsLayer {
         let Some(opened) = fields.opened() else {
             return;
         };
-        let cell = capped(&self.instruments.job_cells, name, MAX_JOBS, |key| {
+        let new_job = |key: &str| {
             let labels = JobLabels {
                 job_name: key.to_owned(),
             };
@@ -181,63 +176,72 @@ impl MetricsLayer {
                 #[cfg(feature = "otel")]
                 attributes: [opentelemetry::KeyValue::new("job.name", key.to_owned())].into(),
             }
-        });
+        };
         let seconds = opened.elapsed().as_secs_f64();
-        cell.count.inc();
-        cell.histogram.observe(seconds);
-        #[cfg(feature = "otel")]
-        if let Some(otel) = self.instruments.otel.get() {
-            otel.job_duration.record(seconds, &cell.attributes);
-        }
-    }
-
-    fn error(&self, class: &str) {
-        let cell = capped(
-            &self.instruments.error_cells,
-            class,
-            MAX_ERROR_CLASSES,
-            |key| {
-                Cell {
-                    count: self
-                        .instruments
-                        .errors
-                        .get_or_create(&crate::ClassLabels {
-                            class: key.to_owned(),
-                        })
-                        .clone(),
-                    // Errors have no histogram; this one is never exposed.
-                    histogram: Histogram::new([]),
-                    #[cfg(feature = "otel")]
-                    attributes: [opentelemetry::KeyValue::new("error.class", key.to_owned())]
-                        .into(),
+        with_capped(
+            &self.instruments.job_cells,
+            name,
+            MAX_JOBS,
+            new_job,
+            |cell| {
+                cell.count.inc();
+                cell.histogram.observe(seconds);
+                #[cfg(feature = "otel")]
+                if let Some(otel) = self.instruments.otel.get() {
+                    otel.job_duration.record(seconds, &cell.attributes);
                 }
             },
         );
-        cell.count.inc();
-        #[cfg(feature = "otel")]
-        if let Some(otel) = self.instruments.otel.get() {
-            otel.errors.add(1, &cell.attributes);
-        }
+    }
+
+    fn error(&self, class: &str) {
+        let new_class = |key: &str| ErrorCell {
+            count: self
+                .instruments
+                .errors
+                .get_or_create(&crate::ClassLabels {
+                    class: key.to_owned(),
+                })
+                .clone(),
+            #[cfg(feature = "otel")]
+            attributes: [opentelemetry::KeyValue::new("error.class", key.to_owned())].into(),
+        };
+        with_capped(
+            &self.instruments.error_cells,
+            class,
+            MAX_ERROR_CLASSES,
+            new_class,
+            |cell| {
+                cell.count.inc();
+                #[cfg(feature = "otel")]
+                if let Some(otel) = self.instruments.otel.get() {
+                    otel.errors.add(1, &cell.attributes);
+                }
+            },
+        );
     }
 }
 
-/// The cell of `key` in a map capped at `max` keys (past it, `other`), made by `make` on first
-/// use; a known key is found under the read lock, with no allocation.
-fn capped(
-    map: &RwLock<HashMap<Box<str>, Cell, Fnv>>,
+/// Label sets keyed by one label's value (route, job name, error class), at most a cap of them.
+pub(crate) type Capped<V> = RwLock<HashMap<Box<str>, V, Fnv>>;
+
+/// Runs `f` on the entry of `key` in `map` — or, past `max` keys, of `other` — made by `make`
+/// on first use. A known key is found and used under the read lock: no allocation, no
+/// reference count touched.
+fn with_capped<V, R>(
+    map: &Capped<V>,
     key: &str,
     max: usize,
-    make: impl FnOnce(&str) -> Cell,
-) -> Cell {
+    make: impl FnOnce(&str) -> V,
+    f: impl FnOnce(&V) -> R,
+) -> R {
     {
         let read = map.read().unwrap_or_else(|e| e.into_inner());
-        if let Some(cell) = read.get(key) {
-            return cell.clone();
-        }
-        if read.len() >= max
-            && let Some(cell) = read.get("other")
-        {
-            return cell.clone();
+        let found = read
+            .get(key)
+            .or_else(|| (read.len() >= max).then(|| read.get("other")).flatten());
+        if let Some(v) = found {
+            return f(v);
         }
     }
     let mut write = map.write().unwrap_or_else(|e| e.into_inner());
@@ -246,7 +250,7 @@ fn capped(
     } else {
         key
     };
-    write.entry(key.into()).or_insert_with(|| make(key)).clone()
+    f(write.entry(key.into()).or_insert_with(|| make(key)))
 }
 
 /// Reads `error.class` from an event (as text: `%class`, `"external"`, or Debug without

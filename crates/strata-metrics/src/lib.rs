@@ -155,16 +155,16 @@ pub(crate) struct Instruments {
     pub(crate) http_requests: Family<HttpLabels, Counter>,
     pub(crate) http_duration: HistogramFamily<HttpLabels>,
     /// Per route: the counter and histogram of each (method, status class).
-    pub(crate) routes: RwLock<HashMap<Box<str>, Arc<layer::RouteCells>, Fnv>>,
+    pub(crate) routes: layer::Capped<layer::RouteCells>,
     pub(crate) jobs: Family<JobLabels, Counter>,
     pub(crate) job_duration: HistogramFamily<JobLabels>,
-    pub(crate) job_cells: RwLock<HashMap<Box<str>, layer::Cell, Fnv>>,
+    pub(crate) job_cells: layer::Capped<layer::Cell>,
     pub(crate) spans: RwLock<HashMap<&'static str, Histogram, Fnv>>,
     /// Whether any span histogram is configured (read without the lock on every close).
     pub(crate) has_spans: std::sync::atomic::AtomicBool,
     span_family: HistogramFamily<SpanLabels>,
     /// Error classes seen, capped at [`MAX_ERROR_CLASSES`].
-    pub(crate) error_cells: RwLock<HashMap<Box<str>, layer::Cell, Fnv>>,
+    pub(crate) error_cells: layer::Capped<layer::ErrorCell>,
     /// By [`strata_core::Severity`], TRACE to CRITICAL.
     pub(crate) log_events: [Counter; 6],
     pub(crate) errors: Family<ClassLabels, Counter>,

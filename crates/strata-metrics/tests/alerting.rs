@@ -4,47 +4,24 @@
 //! (aiosmtpd).
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use strata_metrics::Metrics;
 use tracing_subscriber::prelude::*;
 
-/// A child process killed on drop.
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn required(what: &str) -> Option<()> {
-    assert!(
-        std::env::var_os("STRATA_REQUIRE_BACKENDS").is_none(),
-        "{what} is not installed (scripts/test.sh installs it)"
-    );
-    eprintln!("skipped: {what} not installed; run scripts/test.sh");
-    None
-}
+mod support;
+use support::backend::{self, free_port, spawn};
 
 /// A Python with aiosmtpd (`STRATA_PYTHON`, set by scripts/test.sh), prometheus and
 /// prometheus-alertmanager; `None` to skip when allowed.
 fn tools() -> Option<PathBuf> {
-    for tool in ["prometheus", "prometheus-alertmanager"] {
-        if Command::new(tool).arg("--version").output().is_err() {
-            return required(tool).map(|()| PathBuf::new());
-        }
+    if !["prometheus", "prometheus-alertmanager"]
+        .iter()
+        .all(|tool| backend::installed(tool))
+    {
+        return None;
     }
     let py =
         std::env::var_os("STRATA_PYTHON").map_or_else(|| PathBuf::from("python3"), PathBuf::from);
@@ -53,18 +30,9 @@ fn tools() -> Option<PathBuf> {
         .output()
         .is_ok_and(|o| o.status.success());
     if !ok {
-        return required("aiosmtpd").map(|()| py);
+        return backend::missing("aiosmtpd").map(|()| py);
     }
     Some(py)
-}
-
-fn spawn(cmd: &mut Command) -> Daemon {
-    Daemon(
-        cmd.stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starts"),
-    )
 }
 
 /// The shipped rules with test-only windows: the same expressions over 10 s instead of 5 min,
@@ -172,23 +140,18 @@ fn a_slow_endpoint_fires_the_latency_alert_through_prometheus_and_alertmanager()
                     .arg("--cluster.listen-address="),
             );
             let rules = test_rules(dir.path());
-            std::fs::write(
-                dir.path().join("prometheus.yml"),
-                format!(
-                    "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\n\
-                     scrape_configs: [{{job_name: app, static_configs: [{{targets: [\"{service}\"]}}]}}]\n\
-                     rule_files: [\"{}\"]\n\
-                     alerting: {{alertmanagers: [{{static_configs: [{{targets: [\"127.0.0.1:{am}\"]}}]}}]}}\n",
-                    rules.display()
-                ),
-            )
-            .unwrap();
-            let _prometheus = spawn(
-                Command::new("prometheus")
-                    .arg(format!("--config.file={}", dir.path().join("prometheus.yml").display()))
-                    .arg(format!("--storage.tsdb.path={}", dir.path().join("tsdb").display()))
-                    .arg(format!("--web.listen-address=127.0.0.1:{prom}"))
-                    .arg("--rules.alert.resend-delay=1s"),
+            let config = format!(
+                "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\n\
+                 scrape_configs: [{{job_name: app, static_configs: [{{targets: [\"{service}\"]}}]}}]\n\
+                 rule_files: [\"{}\"]\n\
+                 alerting: {{alertmanagers: [{{static_configs: [{{targets: [\"127.0.0.1:{am}\"]}}]}}]}}\n",
+                rules.display()
+            );
+            let _prometheus = backend::prometheus(
+                dir.path(),
+                prom,
+                &config,
+                &["--rules.alert.resend-delay=1s"],
             );
 
             // Slow traffic, four at a time, until the alert arrives (or 90 s).

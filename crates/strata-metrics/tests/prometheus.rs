@@ -1,61 +1,34 @@
 //! A real Prometheus (the Debian package) scrapes a running axum service's `/metrics`; after
 //! known traffic its query API returns the request counts and a p99 from the histogram.
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use strata_metrics::Metrics;
 use tracing_subscriber::prelude::*;
 
+mod support;
+use support::backend::{self, Daemon};
+
 /// A Prometheus process scraping `target` every second; killed on drop.
 struct Prometheus {
-    child: Child,
+    _daemon: Daemon,
     port: u16,
     _dir: tempfile::TempDir,
 }
 
 impl Prometheus {
     fn start(target: std::net::SocketAddr) -> Option<Prometheus> {
-        if Command::new("prometheus")
-            .arg("--version")
-            .output()
-            .is_err()
-        {
-            assert!(
-                std::env::var_os("STRATA_REQUIRE_BACKENDS").is_none(),
-                "prometheus is not installed (scripts/test.sh installs it)"
-            );
-            eprintln!("skipped: prometheus not installed; run scripts/test.sh");
+        if !backend::installed("prometheus") {
             return None;
         }
         let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("prometheus.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\n\
-                 scrape_configs: [{{job_name: app, static_configs: [{{targets: [\"{target}\"]}}]}}]\n"
-            ),
-        )
-        .unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("prometheus")
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let port = backend::free_port();
+        let config = format!(
+            "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\n\
+             scrape_configs: [{{job_name: app, static_configs: [{{targets: [\"{target}\"]}}]}}]\n"
+        );
         Some(Prometheus {
-            child,
+            _daemon: backend::prometheus(dir.path(), port, &config, &[]),
             port,
             _dir: dir,
         })
@@ -91,13 +64,6 @@ impl Prometheus {
             );
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

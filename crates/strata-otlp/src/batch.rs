@@ -166,13 +166,10 @@ impl<T: Send + 'static> Batch<T> {
 
     /// Waits, until a deadline, for everything accepted before the call to be exported.
     pub(crate) fn waiter(&self) -> Waiter {
-        let shared = Arc::clone(&self.shared);
-        Arc::new(move |deadline| {
-            Batch {
-                shared: Arc::clone(&shared),
-            }
-            .wait_done(deadline)
-        })
+        let batch = Batch {
+            shared: Arc::clone(&self.shared),
+        };
+        Arc::new(move |deadline| batch.wait_done(deadline))
     }
 
     fn flush(&self) -> OTelSdkResult {

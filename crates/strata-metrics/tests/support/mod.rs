@@ -1,4 +1,8 @@
-//! A reader for the exposition text: the tests parse it rather than compare strings.
+//! Shared by the tests: a reader for the exposition text (the tests parse it rather than
+//! compare strings), and real backends.
+#![allow(dead_code)] // each test binary uses its own part
+
+pub(crate) mod backend;
 
 use std::collections::BTreeMap;
 
