@@ -31,11 +31,13 @@ pub mod encode;
 pub mod error;
 pub mod fingerprint;
 pub mod flush;
+pub mod redact;
 mod severity;
 pub mod store;
 pub mod time;
 
 pub use error::{Classify, ErrorClass};
+pub use redact::Redaction;
 pub use severity::{CRITICAL_FIELD, ParseSeverityError, Severity};
 pub use store::{FieldValue, SpanFields, TraceContext};
 

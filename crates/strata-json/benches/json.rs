@@ -68,8 +68,9 @@ fn no_layer() -> Dispatch {
 
 type MakeDispatch = fn() -> Dispatch;
 
-const PEERS: [(&str, MakeDispatch); 4] = [
+const PEERS: [(&str, MakeDispatch); 5] = [
     ("strata", strata),
+    ("strata_redacted", strata_redacted),
     ("tracing_subscriber_json", tracing_subscriber_json),
     ("json_subscriber", json_subscriber),
     ("bunyan", bunyan),
@@ -81,7 +82,7 @@ const PEERS: [(&str, MakeDispatch); 4] = [
 mod workload;
 use workload::{
     disabled_event, fmt_json_dispatch as tracing_subscriber_json, in_two_spans, request_unit,
-    strata_dispatch as strata, the_event,
+    strata_dispatch as strata, strata_redacted_dispatch as strata_redacted, the_event,
 };
 
 // ---- the reference writer ---------------------------------------------------------------

@@ -1,6 +1,6 @@
 //! A tight loop of the benchmark's event, for profilers (`perf record`, callgrind).
 //!
-//! Run with `cargo run --release -p strata-json --example profile_loop -- [global|per-layer|unit|unit-global|reference] [N]`.
+//! Run with `cargo run --release -p strata-json --example profile_loop -- [global|redacted|per-layer|unit|unit-global|unit-redacted|reference] [N]`.
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::prelude::*;
 
@@ -45,6 +45,7 @@ fn main() {
                 .finish(),
         ),
         "global" | "unit-global" => workload::strata_dispatch(),
+        "redacted" | "unit-redacted" => workload::strata_redacted_dispatch(),
         // the per-layer filter the facade uses
         _ => tracing::Dispatch::new(
             tracing_subscriber::registry().with(

@@ -2,11 +2,13 @@
 
 use std::cell::RefCell;
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use smallvec::SmallVec;
 use strata_core::encode;
-use strata_core::store::{self, KeyId, KeySet, Rendered, SpanFields, TraceContext};
+use strata_core::redact::{MASK, Redaction};
+use strata_core::store::{self, FieldValue, KeyId, KeySet, Rendered, SpanFields, TraceContext};
 use strata_core::{CRITICAL_FIELD, RESERVED_PREFIX, Severity};
 use tracing_core::field::{Field, Visit};
 use tracing_core::{Event, Metadata, Subscriber};
@@ -160,6 +162,7 @@ pub struct JsonFormat {
     file_line: bool,
     thread: bool,
     span_name: bool,
+    redaction: Option<Arc<Redaction>>,
     /// Pre-encoded static part written after the level.
     statics: Vec<u8>,
     /// Keys the line writes itself (user fields with these names get [`RESERVED_PREFIX`]),
@@ -184,6 +187,7 @@ impl Default for JsonFormat {
             file_line: false,
             thread: false,
             span_name: true,
+            redaction: None,
             statics: Vec::new(),
             reserved: Vec::new(),
             reserved_bloom: 0,
@@ -272,6 +276,22 @@ impl JsonFormat {
         self.span_name = on;
         self.rebuild();
         self
+    }
+
+    /// Masks secrets before anything is written: values of fields with sensitive names become
+    /// `"[REDACTED]"`, and secrets recognised by their shape in messages, string values and
+    /// error messages are masked (see [`strata_core::redact`]). Name checks are made once per
+    /// call site (and once per span), so only string values cost a scan. Default: none.
+    #[must_use]
+    pub fn with_redaction(mut self, redaction: Option<Arc<Redaction>>) -> Self {
+        self.redaction = redaction;
+        self.rebuild();
+        self
+    }
+
+    /// The redaction rules in use, if any.
+    pub fn redaction(&self) -> Option<&Arc<Redaction>> {
+        self.redaction.as_ref()
     }
 
     /// The id keying this configuration's span caches: equal ids render identically, so a
@@ -406,16 +426,22 @@ impl JsonFormat {
                 let key = match cs.roles.get(f.index()) {
                     Some(&Role::User(key, a, b)) if key.name() == f.name() => {
                         buf.extend_from_slice(&cs.keys[a as usize..b as usize]);
+                        self.write_value(buf, f.value(), false);
+                        key
+                    }
+                    Some(&Role::Masked(key, a, b)) if key.name() == f.name() => {
+                        buf.extend_from_slice(&cs.keys[a as usize..b as usize]);
+                        encode::write_str(buf, MASK);
                         key
                     }
                     _ if f.name() == CRITICAL_FIELD => continue,
                     _ => {
                         let key = self.user_key(f.name());
                         write_user_key(buf, key.tag(), f.name());
+                        self.write_value(buf, f.value(), self.is_masked(f.name()));
                         key
                     }
                 };
-                f.value().write_json(buf, self.max_field_len);
                 keys.push((key, start, buf.len() as u32));
             }
             s.callsites.put(cs);
@@ -447,6 +473,29 @@ impl JsonFormat {
         });
     }
 
+    /// Whether a field named `name` is written as `"[REDACTED]"`.
+    #[inline]
+    fn is_masked(&self, name: &str) -> bool {
+        self.redaction
+            .as_ref()
+            .is_some_and(|r| r.is_sensitive(name))
+    }
+
+    /// Writes a stored value: masked, or scanned for secrets when it holds text.
+    fn write_value(&self, buf: &mut Vec<u8>, value: &FieldValue, masked: bool) {
+        if masked {
+            encode::write_str(buf, MASK);
+            return;
+        }
+        let start = buf.len();
+        value.write_json(buf, self.max_field_len);
+        if let Some(r) = &self.redaction
+            && matches!(value, FieldValue::Str(_) | FieldValue::Error(_))
+        {
+            r.redact_json(buf, start);
+        }
+    }
+
     pub(crate) fn render_event<S>(&self, event: &Event<'_>, ctx: &Context<'_, S>, s: &mut Scratch)
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
@@ -457,6 +506,7 @@ impl JsonFormat {
         let mut v = EventVisitor {
             names: self.preset.names(),
             max: self.max_field_len,
+            redaction: self.redaction.as_deref(),
             cs: &cs,
             line: &mut s.line,
             fields: &mut s.fields,
@@ -552,7 +602,7 @@ impl JsonFormat {
                 };
                 let Some(key) = key else { continue };
                 write_user_key(&mut s.fields, key.tag(), f.name());
-                f.value().write_json(&mut s.fields, self.max_field_len);
+                self.write_value(&mut s.fields, f.value(), self.is_masked(f.name()));
             }
         }
         trace
@@ -807,6 +857,8 @@ enum Role {
     Skip,
     /// A user field written under `KeyId`, its `,"key":` at `keys[a..b]`.
     User(KeyId, u32, u32),
+    /// The same for a field whose name says it holds a secret: its value is never written.
+    Masked(KeyId, u32, u32),
 }
 
 impl CallsiteKeys {
@@ -835,7 +887,12 @@ impl CallsiteKeys {
             } else if let Some(key) = event_key(&mut set, fmt.user_key(name)) {
                 let a = cs.keys.len() as u32;
                 write_user_key(&mut cs.keys, key.tag(), name);
-                Role::User(key, a, cs.keys.len() as u32)
+                let b = cs.keys.len() as u32;
+                if fmt.is_masked(name) {
+                    Role::Masked(key, a, b)
+                } else {
+                    Role::User(key, a, b)
+                }
             } else {
                 Role::Skip
             };
@@ -884,6 +941,7 @@ impl CallsiteCache {
 struct EventVisitor<'a> {
     names: &'static Names,
     max: usize,
+    redaction: Option<&'a Redaction>,
     cs: &'a CallsiteKeys,
     line: &'a mut Vec<u8>,
     fields: &'a mut Vec<u8>,
@@ -911,6 +969,26 @@ impl EventVisitor<'_> {
                 self.fields
                     .extend_from_slice(&self.cs.keys[a as usize..b as usize]);
                 Some((self.fields, false))
+            }
+            Role::Masked(key, a, b) => {
+                self.keys.extend_absent([key]);
+                self.fields
+                    .extend_from_slice(&self.cs.keys[a as usize..b as usize]);
+                encode::write_str(self.fields, MASK);
+                None
+            }
+        }
+    }
+
+    /// Writes text with `write`, then masks the secrets it holds.
+    #[inline]
+    fn text(&mut self, field: &Field, write: impl FnOnce(&mut Vec<u8>, usize)) {
+        let (max, redaction) = (self.max, self.redaction);
+        if let Some((b, _)) = self.begin(field) {
+            let start = b.len();
+            write(b, max);
+            if let Some(r) = redaction {
+                r.redact_json(b, start);
             }
         }
     }
@@ -947,29 +1025,25 @@ impl Visit for EventVisitor<'_> {
         self.scalar(field, value, encode::write_bool);
     }
     fn record_str(&mut self, field: &Field, value: &str) {
-        let max = self.max;
-        if let Some((b, _)) = self.begin(field) {
-            encode::write_str_truncated(b, value, max);
-        }
+        self.text(field, |b, max| encode::write_str_truncated(b, value, max));
     }
     fn record_bytes(&mut self, field: &Field, value: &[u8]) {
-        let max = self.max;
-        if let Some((b, _)) = self.begin(field) {
-            encode::write_bytes_lossy(b, value, max);
-        }
+        self.text(field, |b, max| encode::write_bytes_lossy(b, value, max));
     }
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        let max = self.max;
-        match self.begin(field) {
-            Some((b, false)) => store::write_live_error(b, value, max),
-            Some((b, true)) => encode::write_display(b, value, max),
-            None => {}
-        }
+        let as_string = matches!(
+            self.cs.roles.get(field.index()),
+            Some(Role::Message | Role::Event)
+        );
+        self.text(field, |b, max| {
+            if as_string {
+                encode::write_display(b, value, max);
+            } else {
+                store::write_live_error(b, value, max);
+            }
+        });
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        let max = self.max;
-        if let Some((b, _)) = self.begin(field) {
-            encode::write_debug(b, value, max);
-        }
+        self.text(field, |b, max| encode::write_debug(b, value, max));
     }
 }

@@ -257,6 +257,12 @@ impl JsonLayer {
         self.map_format(|f| f.with_thread(on))
     }
 
+    /// See [`JsonFormat::with_redaction`].
+    #[must_use]
+    pub fn with_redaction(self, redaction: Option<Arc<strata_core::Redaction>>) -> Self {
+        self.map_format(|f| f.with_redaction(redaction))
+    }
+
     /// See [`JsonFormat::with_span_name`].
     #[must_use]
     pub fn with_span_name(self, on: bool) -> Self {

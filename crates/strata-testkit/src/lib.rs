@@ -37,6 +37,8 @@
 //! collector outage and its recovery. [`BlackHole`] is the other failure: a collector that accepts
 //! connections and reads what is sent, but never writes a byte back.
 
+pub mod corpus;
+
 use std::collections::BTreeMap;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};

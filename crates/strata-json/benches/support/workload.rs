@@ -18,6 +18,19 @@ pub(crate) fn strata_dispatch() -> Dispatch {
     )
 }
 
+/// The same with redaction on (strata's default rules), as the staging and production profiles
+/// run it.
+pub(crate) fn strata_redacted_dispatch() -> Dispatch {
+    Dispatch::new(
+        tracing_subscriber::registry().with(LevelFilter::INFO).with(
+            strata_json::layer()
+                .with_service("bench")
+                .with_redaction(Some(std::sync::Arc::new(strata_core::Redaction::new())))
+                .with_writer(io::sink),
+        ),
+    )
+}
+
 /// `tracing_subscriber::fmt().json()` with flatten, current span and span list, to `io::sink()`.
 pub(crate) fn fmt_json_dispatch() -> Dispatch {
     Dispatch::new(
