@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use strata_core::redact::{MASK, Redaction};
 
 /// One link of an error's `source()` chain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -131,7 +132,8 @@ pub struct ErrorEvent {
 impl ErrorEvent {
     /// Calls `f` on every piece of text in the event that came from the application — the
     /// message, each link of the chain, every field value and breadcrumb (message and data),
-    /// the user — with the field's name where there is one. The way to redact:
+    /// the user — with the field's name where there is one. A way to redact by rules of one's
+    /// own (strata's rules: [`ErrorEvent::redact`], or `Capture::with_redaction`):
     ///
     /// ```
     /// # fn redact(e: &mut strata_capture::ErrorEvent) {
@@ -166,6 +168,61 @@ impl ErrorEvent {
         }
         if let Some(u) = &mut self.request.user_id {
             f(Some("user_id"), u);
+        }
+    }
+
+    /// Masks secrets with `rules` (see [`strata_core::redact`]): the value of every field
+    /// whose name is [sensitive](Redaction::is_sensitive) — the event's and its spans', in
+    /// breadcrumb data, and keys of nested objects — becomes `"[REDACTED]"` whatever its JSON
+    /// type; every other string — the message, each link of the chain, field values (in arrays
+    /// and objects too), breadcrumb messages and data, and the request context (request ID,
+    /// user, route, method) — goes through [`Redaction::redact`]. The fingerprint, types,
+    /// code locations, tags and stack frames are left as they are.
+    ///
+    /// ```
+    /// # fn mask(e: &mut strata_capture::ErrorEvent) {
+    /// e.redact(&strata_core::Redaction::new());
+    /// # }
+    /// ```
+    pub fn redact(&mut self, rules: &Redaction) {
+        fn value(rules: &Redaction, v: &mut Value) {
+            match v {
+                Value::String(s) => _ = rules.redact_in_place(s),
+                Value::Array(a) => a.iter_mut().for_each(|v| value(rules, v)),
+                Value::Object(m) => fields(rules, m),
+                _ => {}
+            }
+        }
+        fn fields(rules: &Redaction, m: &mut Map<String, Value>) {
+            for (k, v) in m.iter_mut() {
+                if rules.is_sensitive(k) {
+                    *v = Value::String(MASK.to_owned());
+                } else {
+                    value(rules, v);
+                }
+            }
+        }
+        let text = |s: &mut String| _ = rules.redact_in_place(s);
+        text(&mut self.message);
+        for link in &mut self.chain {
+            text(&mut link.message);
+        }
+        fields(rules, &mut self.fields);
+        for b in &mut self.breadcrumbs {
+            text(&mut b.message);
+            fields(rules, &mut b.data);
+        }
+        let r = &mut self.request;
+        for s in [
+            &mut r.request_id,
+            &mut r.user_id,
+            &mut r.route,
+            &mut r.method,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            text(s);
         }
     }
 

@@ -29,9 +29,14 @@
 //! ```
 //!
 //! Business-class errors (see [`strata_core::ErrorClass`]) are kept as breadcrumbs, not
-//! issues. Everything after the caller has gathered the event — resolving the stack, the
-//! before-send hook (redaction), the store and the network — happens on the capture thread,
+//! issues. Everything after the caller has gathered the event — resolving the stack,
+//! redaction, the before-send hook, the store and the network — happens on the capture thread,
 //! behind a bounded queue whose drops are counted.
+//!
+//! With [`Capture::with_redaction`], secrets never reach the store or the server: sensitive
+//! fields (by name, whatever their type) become `"[REDACTED]"` and secrets recognised by their
+//! shape are masked in the message, the error chain, field values, breadcrumbs and the request
+//! context ([`ErrorEvent::redact`]); grouping is unchanged.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod crumbs;
@@ -99,6 +104,7 @@ pub struct Capture {
     queue: usize,
     max_len: usize,
     before_send: Option<BeforeSend>,
+    redaction: Option<Arc<strata_core::Redaction>>,
 }
 
 impl std::fmt::Debug for Capture {
@@ -109,6 +115,7 @@ impl std::fmt::Debug for Capture {
             .field("release", &self.release)
             .field("environment", &self.environment)
             .field("breadcrumbs", &self.breadcrumbs)
+            .field("redaction", &self.redaction.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -130,8 +137,8 @@ pub fn default_store_path() -> PathBuf {
 impl Capture {
     /// Defaults: no DSN (so the local store at [`default_store_path`]), 100 breadcrumbs from
     /// INFO, ERROR and CRITICAL captured, stack traces on, a queue of 256 events, values cut at
-    /// 8 KiB; release, environment and service from `STRATA_VERSION`, `STRATA_ENV` and
-    /// `STRATA_SERVICE` when set.
+    /// 8 KiB, no redaction; release, environment and service from `STRATA_VERSION`,
+    /// `STRATA_ENV` and `STRATA_SERVICE` when set.
     pub fn new() -> Self {
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
         Capture {
@@ -148,6 +155,7 @@ impl Capture {
             queue: 256,
             max_len: 8 * 1024,
             before_send: None,
+            redaction: None,
         }
     }
 
@@ -248,14 +256,27 @@ impl Capture {
         self
     }
 
-    /// A hook run on every event before it is stored or sent (on the capture thread): change
-    /// it (redact secrets) or return `false` to drop it.
+    /// A hook run on every event before it is stored or sent (on the capture thread), after
+    /// [`Capture::with_redaction`]'s masking: change it or return `false` to drop it.
     #[must_use]
     pub fn with_before_send(
         mut self,
         hook: impl Fn(&mut ErrorEvent) -> bool + Send + Sync + 'static,
     ) -> Self {
         self.before_send = Some(Arc::new(hook));
+        self
+    }
+
+    /// Masks secrets in every event (see [`strata_core::redact`] and [`ErrorEvent::redact`]):
+    /// values of fields with sensitive names — the event's, its spans', breadcrumb data,
+    /// nested keys — become `"[REDACTED]"` whatever their type, and the message, the error
+    /// chain, text values, breadcrumbs and the request context are scanned for secrets. Done
+    /// on the capture thread (the caller pays nothing), before the before-send hook, the local
+    /// store and the Sentry client; the fingerprint is computed from the event as logged, so
+    /// grouping does not change. Default: none.
+    #[must_use]
+    pub fn with_redaction(mut self, redaction: Option<Arc<strata_core::Redaction>>) -> Self {
+        self.redaction = redaction;
         self
     }
 
@@ -317,6 +338,7 @@ impl Capture {
                 release: self.release,
                 environment: self.environment,
                 before_send: self.before_send,
+                redaction: self.redaction,
             },
             tx: tx.clone(),
             counters: Arc::new(Counters::default()),

@@ -1,5 +1,5 @@
-//! The capture thread: resolves stacks, builds error events, runs the before-send hook and
-//! hands each event to the local store and/or the Sentry client.
+//! The capture thread: resolves stacks, builds error events, masks secrets, runs the
+//! before-send hook and hands each event to the local store and/or the Sentry client.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -8,13 +8,14 @@ use std::sync::mpsc::{Receiver, SyncSender};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{Map, Value};
-use strata_core::{ErrorClass, Severity};
+use strata_core::{ErrorClass, Redaction, Severity};
 
 use crate::crumbs::{Crumbs, ThreadRings};
 use crate::event::{ChainLink, ErrorEvent, RequestContext};
 
 /// A hook that sees (and may change) every event before it is stored or sent; returning
-/// `false` drops the event. Redaction goes here.
+/// `false` drops the event. It runs after strata's redaction (`Capture::with_redaction`), so it
+/// sees masked events; rules of one's own go here.
 pub type BeforeSend = Arc<dyn Fn(&mut ErrorEvent) -> bool + Send + Sync>;
 
 /// The settings the layer and the thread share.
@@ -29,6 +30,7 @@ pub(crate) struct Config {
     pub(crate) release: Option<String>,
     pub(crate) environment: Option<String>,
     pub(crate) before_send: Option<BeforeSend>,
+    pub(crate) redaction: Option<Arc<Redaction>>,
 }
 
 #[derive(Debug, Default)]
@@ -202,7 +204,12 @@ pub(crate) fn run(rx: &Receiver<Msg>, shared: &Shared, outputs: &mut [Box<dyn Ou
             Msg::Capture(job) => {
                 // A panicking before-send hook or output loses this event, not the thread.
                 let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    // The fingerprint is computed from the event as logged, so turning
+                    // redaction on does not regroup errors.
                     let mut event = job.into_event(&shared.cfg);
+                    if let Some(rules) = &shared.cfg.redaction {
+                        event.redact(rules);
+                    }
                     if let Some(hook) = &shared.cfg.before_send
                         && !hook(&mut event)
                     {

@@ -216,3 +216,97 @@ fn errors_reach_bugsink_grouped_with_breadcrumbs_tags_user_request_and_trace() {
     assert_eq!(crumbs[0]["data"]["order"], 912);
     assert_eq!(e["fingerprint"][0].as_str().unwrap().len(), 16);
 }
+
+#[test]
+fn secrets_never_reach_bugsink_with_redaction_on() {
+    let Some(bugsink) = Bugsink::start() else {
+        return;
+    };
+    let (layer, guard) = Capture::new()
+        .with_dsn(&bugsink.vars["DSN"])
+        .unwrap()
+        .with_service("shop")
+        .with_redaction(Some(std::sync::Arc::new(strata_core::Redaction::new())))
+        .start()
+        .unwrap();
+    let dispatch = tracing::Dispatch::new(
+        tracing_subscriber::registry()
+            .with(strata_core::StoreLayer::default())
+            .with(layer),
+    );
+    tracing::dispatcher::with_default(&dispatch, || {
+        let request = tracing::info_span!(
+            "request",
+            request_id = "req-1",
+            method = "POST",
+            route = "/login?next=/home&access_token=at-77f1e2d3c4b5",
+            user_id = 42_u64,
+            session_id = "sess_5f2b8c1d9e"
+        );
+        let _r = request.enter();
+        tracing::info!(
+            token = "t-secret-1",
+            note = "retrying with bearer AbCdEf0123456789AbCdEf",
+            "calling https://admin:adm1n!@intranet.example.com/reports"
+        );
+        log_error!(
+            PaymentError(std::io::Error::other(
+                "Cookie: session=9f8e7d6c5b4a; theme=dark"
+            )),
+            password = "hunter2",
+            cvv = 737_u64,
+            "charging card 4111111111111111 failed: Authorization: Bearer mF_9.B5f-4.1JqM"
+        );
+    });
+    assert!(guard.flush(Duration::from_secs(20)), "flush timed out");
+    assert_eq!(guard.stats().sent, 1);
+    let issues = bugsink.issues();
+    assert_eq!(issues.len(), 1, "{issues:#?}");
+    let events = bugsink.events(issues[0]["id"].as_str().unwrap());
+    assert_eq!(events.len(), 1);
+    let e = &events[0];
+    let stored = format!("{e}\n{}", issues[0]);
+    for secret in [
+        "hunter2",
+        "at-77f1e2d3c4b5",
+        "sess_5f2b8c1d9e",
+        "t-secret-1",
+        "AbCdEf0123456789AbCdEf",
+        "adm1n!",
+        "9f8e7d6c5b4a",
+        "4111111111111111",
+        "mF_9.B5f-4.1JqM",
+    ] {
+        assert!(
+            !stored.contains(secret),
+            "{secret:?} reached Bugsink: {stored}"
+        );
+    }
+    assert_eq!(
+        e["message"]
+            .as_str()
+            .or_else(|| e["logentry"]["message"].as_str()),
+        Some("charging card [REDACTED:card] failed: Authorization: [REDACTED]"),
+        "{e}"
+    );
+    for key in ["password", "cvv", "session_id"] {
+        assert_eq!(e["extra"][key], "[REDACTED]", "{key}: {e}");
+    }
+    assert_eq!(e["user"]["id"], "42");
+    assert_eq!(
+        e["transaction"],
+        "/login?next=/home&access_token=[REDACTED]"
+    );
+    let values = e["exception"]["values"].as_array().unwrap();
+    assert_eq!(values[0]["value"], "Cookie: [REDACTED]");
+    let crumb = &e["breadcrumbs"]["values"][0];
+    assert_eq!(
+        crumb["message"],
+        "calling https://admin:[REDACTED]@intranet.example.com/reports"
+    );
+    assert_eq!(crumb["data"]["token"], "[REDACTED]");
+    assert_eq!(
+        crumb["data"]["note"],
+        "retrying with bearer [REDACTED:bearer]"
+    );
+}

@@ -14,6 +14,7 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::logs::{LogBatch, LogExporter, LogProcessor, SdkLogRecord};
 use opentelemetry_sdk::trace::{Span, SpanData, SpanExporter, SpanProcessor};
+use strata_core::Redaction;
 
 /// Items handed to the exporter at most per call.
 const MAX_BATCH: usize = 512;
@@ -90,6 +91,8 @@ pub(crate) struct Settings {
     pub(crate) capacity: usize,
     pub(crate) delay: Duration,
     pub(crate) counters: Arc<Counters>,
+    /// Secrets masked on the export thread before export.
+    pub(crate) redaction: Option<Arc<Redaction>>,
 }
 
 impl<T: Send + 'static> Batch<T> {
@@ -317,12 +320,14 @@ fn run<T>(shared: &Shared<T>, export: &mut impl FnMut(Vec<T>) -> (u64, OTelSdkRe
     }
 }
 
-/// Spans, rewritten on the export thread (`prepare`: semantic conventions) before export.
+/// Spans, rewritten on the export thread before export: semantic conventions, then redaction
+/// (which so also sees the names and statuses the conventions derive).
 pub(crate) fn spans<E: SpanExporter + 'static>(
     exporter: E,
     settings: Settings,
     executor: Executor,
 ) -> std::io::Result<Batch<SpanData>> {
+    let mut redaction = settings.redaction.clone().map(crate::redact::Rules::new);
     Batch::spawn(settings, "spans", move |mut batch: Vec<SpanData>| {
         // Spans of the network stack and telemetry crates (made where suppression does not
         // reach, such as an HTTP client's own threads) are not exported: each export would
@@ -332,6 +337,9 @@ pub(crate) fn spans<E: SpanExporter + 'static>(
             return (0, Ok(()));
         }
         batch.iter_mut().for_each(crate::semconv::apply);
+        if let Some(r) = &mut redaction {
+            batch.iter_mut().for_each(|s| crate::redact::span(r, s));
+        }
         (batch.len() as u64, executor.run(exporter.export(batch)))
     })
 }
@@ -339,13 +347,24 @@ pub(crate) fn spans<E: SpanExporter + 'static>(
 /// A log record as queued: the record and its logger's scope.
 pub(crate) type LogItem = (SdkLogRecord, InstrumentationScope);
 
-/// Log records.
+/// Log records, masked on the export thread before export when there are redaction rules.
 pub(crate) fn logs<E: LogExporter + 'static>(
     exporter: E,
     settings: Settings,
     executor: Executor,
 ) -> std::io::Result<Batch<LogItem>> {
-    Batch::spawn(settings, "log records", move |batch: Vec<LogItem>| {
+    let mut redactor = settings
+        .redaction
+        .clone()
+        .map(crate::redact::LogRedactor::new);
+    Batch::spawn(settings, "log records", move |mut batch: Vec<LogItem>| {
+        if let Some(r) = &mut redactor {
+            for (record, _) in &mut batch {
+                if let Some(masked) = r.redact(record) {
+                    *record = masked;
+                }
+            }
+        }
         let refs: Vec<(&SdkLogRecord, &InstrumentationScope)> =
             batch.iter().map(|(r, s)| (r, s)).collect();
         (

@@ -34,6 +34,10 @@
 //!   `http.route`, `url.full`, `http.response.status_code`, `error.type`), and error status on
 //!   5xx (server) or 4xx/5xx (client); an ERROR event marks any span as failed. The rewrite runs
 //!   on the export thread, and JSON lines keep strata's field names.
+//! - With [`Otlp::with_redaction`], secrets are masked in exported spans (names, attributes,
+//!   span events, links, status) and log records (bodies, attributes) — sensitive attribute
+//!   keys whatever the type, secret-shaped text anywhere — on the export thread, for the
+//!   collector and the local file alike.
 //! - Queues are bounded; dropped and failed spans and log records are counted
 //!   ([`OtlpGuard::dropped_spans`]…) and reported in the logs at most once a second.
 //! - No feedback loop: telemetry is suppressed on the exporter's threads, the network stack's
@@ -46,6 +50,7 @@ mod config;
 mod file;
 #[cfg(feature = "request-id")]
 mod propagation;
+mod redact;
 mod semconv;
 
 #[cfg(feature = "request-id")]
@@ -138,6 +143,7 @@ pub enum OtlpError {
 /// | metrics interval | [`with_metrics_interval`](Otlp::with_metrics_interval) | `OTEL_METRIC_EXPORT_INTERVAL` (ms) | 60 s |
 /// | service | [`with_service_name`](Otlp::with_service_name) | `OTEL_SERVICE_NAME`, `service.name` in `OTEL_RESOURCE_ATTRIBUTES`, `STRATA_SERVICE` | executable name |
 /// | resource | [`with_service_version`](Otlp::with_service_version), [`with_environment`](Otlp::with_environment) | `OTEL_RESOURCE_ATTRIBUTES`, `STRATA_VERSION`, `STRATA_ENV` | — |
+/// | redaction | [`with_redaction`](Otlp::with_redaction) | — | none |
 ///
 /// Endpoints are `http://` URLs; `https://` is refused at start (no TLS is built in yet).
 /// `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` and `OTEL_BSP_EXPORT_TIMEOUT` are not read (batches are
@@ -158,6 +164,7 @@ pub struct Otlp {
     sampler: Option<Sampler>,
     logs: Option<bool>,
     metrics_interval: Option<Duration>,
+    redaction: Option<Arc<strata_core::Redaction>>,
 }
 
 impl Otlp {
@@ -261,6 +268,20 @@ impl Otlp {
     #[must_use]
     pub fn with_metrics_interval(mut self, interval: Duration) -> Self {
         self.metrics_interval = Some(interval);
+        self
+    }
+
+    /// Masks secrets in every exported span and log record (see [`strata_core::redact`]):
+    /// attributes whose key is a sensitive name become `"[REDACTED]"` whatever their type
+    /// (span, span event and link attributes; log record attributes, and keys of map values);
+    /// every other string — attribute values and string arrays, span names, span event names
+    /// (a tracing event's message), the status description, log bodies — goes through
+    /// [`Redaction::redact`](strata_core::Redaction::redact). Done on the export thread, so
+    /// it costs the application's threads nothing; the local file gets the same masked data.
+    /// Metrics are not masked (their attributes are bounded labels). Default: none.
+    #[must_use]
+    pub fn with_redaction(mut self, redaction: Option<Arc<strata_core::Redaction>>) -> Self {
+        self.redaction = redaction;
         self
     }
 
@@ -400,6 +421,7 @@ impl Otlp {
                 },
                 delay: config::env_millis(delay)?.unwrap_or(Duration::from_millis(500)),
                 counters: Arc::default(),
+                redaction: self.redaction.clone(),
             })
         };
         Ok(Some(Started {
@@ -486,6 +508,7 @@ impl std::fmt::Debug for Otlp {
             .field("protocol", &self.protocol)
             .field("headers", &headers)
             .field("service_name", &self.service_name)
+            .field("redaction", &self.redaction.is_some())
             .finish_non_exhaustive()
     }
 }

@@ -226,6 +226,12 @@ impl std::fmt::Debug for BackgroundGuard {
 }
 
 impl BackgroundGuard {
+    /// Reads the dropped-line count, also after the guard is gone.
+    pub(crate) fn dropped_counter(&self) -> impl Fn() -> u64 + Send + Sync + 'static {
+        let counters = Arc::clone(&self.counters);
+        move || counters.dropped.load(Ordering::Relaxed)
+    }
+
     /// Lines dropped so far (the same as [`Background::dropped`]).
     pub fn dropped(&self) -> u64 {
         self.counters.dropped.load(Ordering::Relaxed)

@@ -46,6 +46,9 @@
 //! | `smtp_url`, `from`, `to` | email | server (`smtp://`, `smtps://`, `?tls=required`), sender, recipients |
 //! | `throttle`, `escalate_after`, `escalate_window`, `retry_attempts`, `queue_lines` | alert sinks | the [`AlertPolicy`](crate::AlertPolicy) and delivery |
 //!
+//! Secrets are masked in every route — JSON, text and alerts — when the base format given to
+//! [`RouterConfig::build_with`] carries redaction rules.
+//!
 //! Sizes are bytes or `512KB`, `50MB`, `1GiB`; durations `500ms`, `30s`, `5m`, `2h`, `7d` (at
 //! most 366 days); `queue_lines` counts lines (1 to 1 000 000).
 
@@ -320,6 +323,24 @@ impl fmt::Debug for RouterGuard {
 }
 
 impl RouterGuard {
+    /// A function returning how many lines the routes' queues have dropped so far (file
+    /// writers, background sinks, alert sinks), usable after the guard is gone: for
+    /// strata-metrics' `strata_telemetry_dropped_total`.
+    pub fn drop_counter(&self) -> impl Fn() -> u64 + Send + Sync + 'static {
+        let mut counters: Vec<Box<dyn Fn() -> u64 + Send + Sync>> = Vec::new();
+        for w in &self.writers {
+            counters.push(Box::new(w.dropped_counter()));
+        }
+        for b in &self.background {
+            counters.push(Box::new(b.dropped_counter()));
+        }
+        #[cfg(feature = "alerts")]
+        for a in &self.alerts {
+            counters.push(Box::new(a.dropped_counter()));
+        }
+        move || counters.iter().map(|c| c()).sum()
+    }
+
     /// Waits (bounded) until everything queued so far is written or delivered.
     pub fn flush(&self) {
         for w in &self.writers {
@@ -706,6 +727,20 @@ impl RouterConfig {
         })
     }
 
+    /// Checks every route as [`RouterConfig::build_with`] would, opening nothing; `prefix` is
+    /// put before every key in errors.
+    ///
+    /// # Errors
+    ///
+    /// The first invalid key, as a [`ConfigError`].
+    pub fn check(&self, prefix: &str) -> Result<(), ConfigError> {
+        let base = JsonFormat::new();
+        for (i, r) in self.route.iter().enumerate() {
+            plan(r, &format!("{prefix}route[{i}]"), &base)?;
+        }
+        Ok(())
+    }
+
     /// Checks every route and opens its sink, with JSON routes rendered in strata's default
     /// format; see [`RouterConfig::build_with`].
     ///
@@ -718,7 +753,9 @@ impl RouterConfig {
 
     /// Checks every route and opens its sink. JSON routes use `base` (which carries the
     /// service, environment and version) with the route's preset; `prefix` is put before every
-    /// key in errors (the facade passes `router.`).
+    /// key in errors (the facade passes `router.`). The redaction rules of `base`
+    /// ([`JsonFormat::with_redaction`]) apply to every route: JSON, text and alert sinks
+    /// (the router is built with [`RouterLayer::with_redaction`]).
     ///
     /// Nothing is opened when any route is invalid: all routes are checked first.
     ///
@@ -738,7 +775,7 @@ impl RouterConfig {
             .map(|(i, r)| plan(r, &format!("{prefix}route[{i}]"), base))
             .collect::<Result<Vec<_>, _>>()?;
         let mut guard = RouterGuard::default();
-        let mut layer = RouterLayer::new();
+        let mut layer = RouterLayer::new().with_redaction(base.redaction().cloned());
         for (key, plan) in planned {
             let open = |e: &dyn fmt::Display| ConfigError::Open {
                 key: key.clone(),

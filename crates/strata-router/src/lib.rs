@@ -51,6 +51,14 @@
 //! throttle = "5m"
 //! ```
 //!
+//! # Redaction
+//!
+//! [`RouterLayer::with_redaction`] masks secrets (see [`strata_core::redact`]) in every line
+//! the router renders, before any sink sees it: text lines, and JSON lines of every format
+//! without rules of its own — the alert sinks build their payloads from those lines, so Slack,
+//! Discord, PagerDuty, webhooks and email get the masked text too. [`RouterConfig::build_with`]
+//! passes on the base format's rules.
+//!
 //! # Alerts
 //!
 //! [`AlertSink`] takes a copy of the rendered line into a bounded queue and returns; its own

@@ -351,6 +351,14 @@ pub struct WorkerGuard {
     _registration: strata_core::flush::Registration,
 }
 
+impl WorkerGuard {
+    /// Reads the writer's dropped-line count, also after the guard is gone.
+    pub(crate) fn dropped_counter(&self) -> impl Fn() -> u64 + Send + Sync + 'static {
+        let shared = Arc::clone(&self.shared);
+        move || shared.dropped.load(Ordering::Relaxed)
+    }
+}
+
 impl std::fmt::Debug for WorkerGuard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WorkerGuard").finish_non_exhaustive()

@@ -7,6 +7,7 @@ use std::io::{self, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use strata_core::redact::Redaction;
 use strata_core::{ErrorClass, Severity, store};
 use strata_json::JsonFormat;
 use tracing_core::field::{Field, Visit};
@@ -149,6 +150,17 @@ impl Format {
             Format::Text => 0,
         }
     }
+
+    /// The format as a router with `redaction` renders it: a JSON format without rules of its
+    /// own gets the router's (the text format reads them from the router).
+    fn with_fallback(&self, redaction: Option<&Arc<Redaction>>) -> Format {
+        match (self, redaction) {
+            (Format::Json(f), Some(r)) if f.redaction().is_none() => {
+                Format::Json(f.clone().with_redaction(Some(Arc::clone(r))))
+            }
+            _ => self.clone(),
+        }
+    }
 }
 
 /// Which events a route takes.
@@ -273,6 +285,10 @@ impl Route {
 
 /// The router layer.
 ///
+/// With [`RouterLayer::with_redaction`], secrets are masked in every line it renders: text
+/// lines, and JSON lines of formats without rules of their own — so alert sinks, files, syslog
+/// and the standard streams never see them.
+///
 /// ```
 /// use strata_router::{Format, Route, RouteFilter, RouterLayer, Stderr, Stdout};
 /// use strata_core::Severity;
@@ -292,9 +308,15 @@ impl Route {
 #[derive(Debug, Default)]
 pub struct RouterLayer {
     routes: Vec<Route>,
-    /// Distinct formats, and for each route the index of its format.
+    /// Distinct formats (as rendered: with the router's redaction where it applies), and for
+    /// each route the index of its format.
     formats: Vec<Format>,
     route_format: Vec<usize>,
+    /// The key (as given) of each of `formats`: routes given equal formats share a rendering.
+    format_keys: Vec<u64>,
+    redaction: Option<Arc<Redaction>>,
+    /// Identifies `redaction` in the text format's per-thread cache of field-name decisions.
+    redaction_id: u64,
     needs_class: bool,
     /// Whether some route has field predicates.
     needs_fields: bool,
@@ -318,20 +340,53 @@ impl RouterLayer {
     /// Adds a route.
     #[must_use]
     pub fn with_route(mut self, route: Route) -> Self {
-        let key = route.format.key();
-        let idx = match self.formats.iter().position(|f| f.key() == key) {
-            Some(i) => i,
-            None => {
-                self.formats.push(route.format.clone());
-                self.formats.len() - 1
-            }
-        };
+        let idx = self.format_index(&route.format);
         self.needs_class |= route.filter.classes.is_some();
         self.needs_fields |= !route.filter.fields.is_empty();
         self.has_network |= route.sink.is_network();
         self.route_format.push(idx);
         self.routes.push(route);
         self
+    }
+
+    /// Masks secrets in every line the router renders (see [`strata_core::redact`]): text
+    /// lines mask the values of sensitive fields (the event's and its spans') whatever their
+    /// type and pass the message and text values through [`Redaction::redact`]; JSON routes
+    /// whose [`JsonFormat`] has no rules of its own ([`JsonFormat::with_redaction`]) render
+    /// with these (a format with its own rules keeps them). Applies to the routes added before
+    /// and after. Default: none.
+    #[must_use]
+    pub fn with_redaction(mut self, redaction: Option<Arc<Redaction>>) -> Self {
+        self.redaction = redaction;
+        self.redaction_id = store::next_id();
+        self.formats.clear();
+        self.format_keys.clear();
+        let routes = std::mem::take(&mut self.routes);
+        self.route_format = routes
+            .iter()
+            .map(|r| self.format_index(&r.format))
+            .collect();
+        self.routes = routes;
+        self
+    }
+
+    /// The redaction rules in use, if any.
+    pub fn redaction(&self) -> Option<&Arc<Redaction>> {
+        self.redaction.as_ref()
+    }
+
+    /// The index in `formats` of the rendering of `format`, added when new.
+    fn format_index(&mut self, format: &Format) -> usize {
+        let key = format.key();
+        match self.format_keys.iter().position(|k| *k == key) {
+            Some(i) => i,
+            None => {
+                self.formats
+                    .push(format.with_fallback(self.redaction.as_ref()));
+                self.format_keys.push(key);
+                self.formats.len() - 1
+            }
+        }
     }
 
     /// Lines the sinks failed to take.
@@ -345,7 +400,13 @@ impl RouterLayer {
     {
         match format {
             Format::Json(f) => f.format_event(event, ctx, out),
-            Format::Text => crate::text::format_event(event, ctx, out),
+            Format::Text => {
+                let rules = self.redaction.as_deref().map(|r| crate::text::Rules {
+                    redaction: r,
+                    id: self.redaction_id,
+                });
+                crate::text::format_event(event, ctx, rules, out);
+            }
         }
     }
 }

@@ -2,150 +2,17 @@
 //! format (Slack Block Kit, Discord webhooks, PagerDuty Events v2) and plays failing servers:
 //! down, slow, 500, 429 with `Retry-After`.
 
-use std::collections::VecDeque;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+mod support;
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
+use std::time::Duration;
+
 use serde_json::Value;
 use strata_core::{Classify, ErrorClass, Severity, critical, log_error};
 use strata_router::{
     AlertError, AlertPolicy, AlertSink, Destination, Retry, Route, RouteFilter, RouterLayer,
 };
+use support::{Receiver, Reply};
 use tracing_subscriber::prelude::*;
-
-/// What the receiver answers next.
-#[derive(Debug, Clone)]
-enum Reply {
-    Status(u16),
-    RateLimited {
-        header: &'static str,
-    },
-    DiscordRateLimited {
-        seconds: f64,
-    },
-    /// Never answers (until the test ends).
-    Hang,
-}
-
-#[derive(Debug, Clone)]
-struct Hit {
-    at: Instant,
-    path: String,
-    headers: HeaderMap,
-    body: Value,
-}
-
-#[derive(Default)]
-struct Shared {
-    hits: Mutex<Vec<Hit>>,
-    replies: Mutex<VecDeque<Reply>>,
-    hang_all: std::sync::atomic::AtomicBool,
-}
-
-struct Receiver {
-    addr: SocketAddr,
-    shared: Arc<Shared>,
-    _rt: tokio::runtime::Runtime,
-}
-
-impl Receiver {
-    fn start() -> Receiver {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let shared = Arc::new(Shared::default());
-        let listener = rt
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
-        let addr = listener.local_addr().unwrap();
-        let app = axum::Router::new()
-            .fallback(handle)
-            .with_state(Arc::clone(&shared));
-        rt.spawn(async move { axum::serve(listener, app).await });
-        Receiver {
-            addr,
-            shared,
-            _rt: rt,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    fn then(&self, reply: Reply) -> &Self {
-        self.shared.replies.lock().unwrap().push_back(reply);
-        self
-    }
-
-    fn hits(&self) -> Vec<Hit> {
-        self.shared.hits.lock().unwrap().clone()
-    }
-
-    fn wait_for_hits(&self, n: usize) -> Vec<Hit> {
-        wait_for(&format!("{n} requests at the receiver"), || {
-            self.hits().len() >= n
-        });
-        self.hits()
-    }
-}
-
-async fn handle(
-    State(shared): State<Arc<Shared>>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    shared.hits.lock().unwrap().push(Hit {
-        at: Instant::now(),
-        path: uri.path().to_owned(),
-        headers,
-        body,
-    });
-    let reply = if shared.hang_all.load(std::sync::atomic::Ordering::Relaxed) {
-        Some(Reply::Hang)
-    } else {
-        shared.replies.lock().unwrap().pop_front()
-    };
-    match reply {
-        Some(Reply::Status(code)) => StatusCode::from_u16(code).unwrap().into_response(),
-        Some(Reply::RateLimited { header }) => {
-            (StatusCode::TOO_MANY_REQUESTS, [("retry-after", header)], "rate_limited").into_response()
-        }
-        Some(Reply::DiscordRateLimited { seconds }) => (
-            StatusCode::TOO_MANY_REQUESTS,
-            format!(r#"{{"message":"You are being rate limited.","retry_after":{seconds},"global":false}}"#),
-        )
-            .into_response(),
-        Some(Reply::Hang) => std::future::pending().await,
-        // The documented success answers.
-        None => match uri.path() {
-            "/discord" => StatusCode::NO_CONTENT.into_response(),
-            "/pagerduty" => (
-                StatusCode::ACCEPTED,
-                r#"{"status":"success","message":"Event processed","dedup_key":"x"}"#,
-            )
-                .into_response(),
-            _ => (StatusCode::OK, "ok").into_response(),
-        },
-    }
-}
-
-fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !ready() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
 
 fn fast_retry() -> Retry {
     Retry::default()

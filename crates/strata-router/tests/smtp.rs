@@ -207,3 +207,73 @@ fn an_unreachable_smtp_server_is_retried_then_counted_as_failed() {
         "{stats:?}"
     );
 }
+
+#[test]
+fn alert_emails_carry_no_secret_when_the_router_redacts() {
+    let Some(py) = python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let maildir = dir.path().join("maildir");
+    let port = free_port();
+    let child = Command::new(&py)
+        .args(["-m", "aiosmtpd", "-n", "-l"])
+        .arg(format!("127.0.0.1:{port}"))
+        .args(["-c", "aiosmtpd.handlers.Mailbox"])
+        .arg(&maildir)
+        .spawn()
+        .expect("aiosmtpd starts");
+    let _smtpd = Daemon(child);
+    wait_for("aiosmtpd to listen", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    let dest = Destination::email(
+        &format!("smtp://127.0.0.1:{port}"),
+        "alerts@example.com",
+        &["oncall@example.com"],
+    )
+    .unwrap();
+    let (sink, guard) = AlertSink::new(dest).spawn().unwrap();
+    let router = RouterLayer::new()
+        .with_redaction(Some(std::sync::Arc::new(strata_core::Redaction::new())))
+        .with_route(Route::alert(RouteFilter::default(), sink));
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(router), || {
+        let span = tracing::info_span!("request", session_id = "sess_5f2b8c1d9e");
+        let _g = span.enter();
+        let err = std::io::Error::other("connect to redis://default:r3d1s-p4ss@cache:6379/0");
+        critical!(
+            password = "hunter2",
+            error = &err as &dyn std::error::Error,
+            "stripe key sk_live_4eC39HqLyjWDarjtT1zdp7dc rejected"
+        );
+    });
+    assert!(guard.flush(Duration::from_secs(20)));
+    let new = maildir.join("new");
+    let files: Vec<PathBuf> = std::fs::read_dir(&new)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1);
+    let mail = parse_mail(&py, &files[0]);
+    // Unfolded (a long subject is folded over lines).
+    let subject = header(&mail, "subject")[0]
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        subject.contains("stripe key [REDACTED:token] rejected"),
+        "{subject}"
+    );
+    let body = mail["body"].as_str().unwrap();
+    assert!(body.contains("\"password\": \"[REDACTED]\""), "{body}");
+    assert!(body.contains("redis://default:[REDACTED]@cache"), "{body}");
+    for secret in [
+        "hunter2",
+        "sess_5f2b8c1d9e",
+        "r3d1s-p4ss",
+        "sk_live_4eC39HqLyjWDarjtT1zdp7dc",
+    ] {
+        assert!(
+            !subject.contains(secret) && !body.contains(secret),
+            "{secret}: {body}"
+        );
+    }
+}

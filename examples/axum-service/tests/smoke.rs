@@ -4,9 +4,14 @@ use serde_json::Value;
 
 #[test]
 fn every_line_of_the_request_carries_its_id() {
+    // JSON lines (staging), with the outputs the profile opens kept out of the source tree.
+    let dir = tempfile::tempdir().unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_example-axum-service"))
+        .current_dir(dir.path())
         .env("SMOKE_TEST", "1")
+        .env("STRATA_ENV", "staging")
         .env_remove("RUST_LOG")
+        .env_remove("STRATA_CONFIG")
         .output()
         .expect("the example runs");
     assert!(

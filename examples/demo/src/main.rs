@@ -1,263 +1,301 @@
-//! The strata demo: a simulated payment service handling a few requests, logging through the
-//! facade at every level — including a business error, an external error with a `source()`
-//! chain and a CRITICAL — as JSON lines on stdout.
+//! The strata demo: a small shop — orders, inventory and payments services calling each other
+//! over HTTP, a fulfilment worker fed by a queue, a periodic stock reconciliation — under a
+//! built-in load for about 15 seconds, with every strata layer on and no server installed.
 //!
-//! Run with `cargo run -p example-demo` (add `| strata pretty` once the CLI exists, or
-//! `RUST_LOG=info` to hide the TRACE/DEBUG lines).
+//! Run with `cargo run -p example-demo`. It writes:
+//!
+//! - JSON log lines to standard output (the staging profile; `STRATA_ENV=development` for the
+//!   coloured console, `production` for WARN and up), and to a rotating file in
+//!   `.strata/logs/`;
+//! - traces, log records and metrics as OTLP/JSON to `.strata/telemetry.jsonl` — or to a
+//!   collector when `OTEL_EXPORTER_OTLP_ENDPOINT` is set (see `examples/jaeger`);
+//! - captured errors, grouped, to `.strata/errors.db` — or to a Sentry-protocol server when
+//!   `SENTRY_DSN` is set;
+//! - metrics on `http://127.0.0.1:PORT/metrics`; alerts to a local webhook standing in for
+//!   Slack and PagerDuty;
+//!
+//! and at the end prints a summary on standard error: requests, error rate, latency
+//! percentiles, the top error groups, the alerts that fired, where everything went and how to
+//! look at it. `DEMO_SECONDS` shortens or lengthens the run; `DEMO_SUMMARY=path` also writes
+//! the summary as JSON.
 
-use std::fmt;
-use std::time::{Duration, Instant};
+mod load;
+mod shop;
 
-use strata::{Classify, ErrorClass, critical, log_error};
-use tracing::{debug, debug_span, info, info_span, trace, warn};
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-/// The payment service's domain errors, each declaring its class.
-#[derive(Debug)]
-enum PaymentError {
-    /// The card was declined: an expected outcome, not our fault.
-    Declined { reason: &'static str },
-    /// The payment gateway did not answer.
-    Gateway(GatewayError),
-    /// The database is unreachable: the service cannot work.
-    DatabaseUnreachable(std::io::Error),
+use serde_json::{Value, json};
+use strata::router::RouterConfig;
+use tracing::{info, warn};
+
+fn seconds() -> f64 {
+    std::env::var("DEMO_SECONDS")
+        .ok()
+        .and_then(|s| s.parse::<f64>().ok())
+        .filter(|s| *s > 0.0 && *s <= 3600.0)
+        .unwrap_or(15.0)
 }
 
-impl fmt::Display for PaymentError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PaymentError::Declined { reason } => write!(f, "card declined: {reason}"),
-            PaymentError::Gateway(_) => f.write_str("payment gateway request failed"),
-            PaymentError::DatabaseUnreachable(_) => f.write_str("database unreachable"),
-        }
-    }
-}
+#[tokio::main]
+async fn main() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a local port");
+    let addr: SocketAddr = listener.local_addr().expect("the local address");
+    let base = format!("http://{addr}");
+    let alerts: shop::Alerts = Arc::new(Mutex::new(Vec::new()));
+    let hook = shop::alert_receiver(Arc::clone(&alerts)).expect("the alert webhook starts");
 
-impl std::error::Error for PaymentError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            PaymentError::Declined { .. } => None,
-            PaymentError::Gateway(e) => Some(e),
-            PaymentError::DatabaseUnreachable(e) => Some(e),
-        }
-    }
-}
+    // A rotating file of every line from INFO, and alerts (ERROR and CRITICAL, by the alert
+    // policy: business errors never, system errors at once, external errors when repeated) to
+    // a local webhook standing in for the chat and paging services.
+    let routes = RouterConfig::from_toml(&format!(
+        r#"
+        [[route]]
+        sink = "file"
+        dir = ".strata/logs"
+        prefix = "shop"
+        max_size = "20MB"
+        rotation = "daily"
+        keep_files = 5
 
-impl Classify for PaymentError {
-    fn class(&self) -> ErrorClass {
-        match self {
-            PaymentError::Declined { .. } => ErrorClass::Business,
-            PaymentError::Gateway(_) => ErrorClass::External,
-            PaymentError::DatabaseUnreachable(_) => ErrorClass::System,
-        }
-    }
-}
-
-/// A gateway error wrapping the I/O error below it.
-#[derive(Debug)]
-struct GatewayError {
-    attempt: u32,
-    source: std::io::Error,
-}
-
-impl fmt::Display for GatewayError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "POST https://gateway.example/charges failed on attempt {}",
-            self.attempt
-        )
-    }
-}
-
-impl std::error::Error for GatewayError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.source)
-    }
-}
-
-/// One simulated request.
-struct Request {
-    id: &'static str,
-    user_id: u64,
-    method: &'static str,
-    route: &'static str,
-    amount_cents: u64,
-    outcome: Outcome,
-}
-
-#[derive(Clone, Copy)]
-enum Outcome {
-    Ok,
-    Slow,
-    Declined,
-    GatewayTimeout,
-    DatabaseDown,
-}
-
-fn handle(req: &Request) -> u16 {
-    let started = Instant::now();
-    let span = info_span!(
-        "request",
-        request_id = req.id,
-        method = req.method,
-        route = req.route,
-        user_id = tracing::field::Empty,
-        status_code = tracing::field::Empty,
-    );
-    let _enter = span.enter();
-    trace!(headers = 7, "request received");
-    span.record("user_id", req.user_id);
-
-    let db = debug_span!(
-        "db.query",
-        db.system = "postgresql",
-        db.operation = "SELECT"
-    );
-    let account_loaded = db.in_scope(|| match req.outcome {
-        Outcome::DatabaseDown => {
-            let err = PaymentError::DatabaseUnreachable(std::io::Error::new(
-                std::io::ErrorKind::ConnectionRefused,
-                "connect to 10.0.0.7:5432: connection refused",
-            ));
-            log_error!(err, "cannot load the account");
-            false
-        }
-        _ => {
-            debug!(table = "accounts", rows = 1, "loaded account");
-            true
-        }
-    });
-    drop(db);
-    let status = if account_loaded { charge(req) } else { 503 };
-
-    span.record("status_code", status);
-    let duration_ms = started.elapsed().as_secs_f64() * 1000.0
-        + if matches!(req.outcome, Outcome::Slow) {
-            832.0
-        } else {
-            0.0
-        };
-    if duration_ms > 500.0 {
-        warn!(duration_ms, threshold_ms = 500, "Slow query");
-    }
-    info!(
-        event = "request_completed",
-        status_code = status,
-        duration_ms,
-        "request completed"
-    );
-    status
-}
-
-fn charge(req: &Request) -> u16 {
-    let span = info_span!("charge", amount_cents = req.amount_cents, currency = "EUR");
-    let _enter = span.enter();
-    match req.outcome {
-        Outcome::Ok | Outcome::Slow => {
-            info!(
-                event = "charge_created",
-                charge_id = "ch_3Nx9",
-                "Payment successful"
-            );
-            200
-        }
-        Outcome::Declined => {
-            let err = PaymentError::Declined {
-                reason: "insufficient funds",
-            };
-            log_error!(err, "payment declined");
-            402
-        }
-        Outcome::GatewayTimeout => {
-            for attempt in 1..=2 {
-                warn!(
-                    attempt,
-                    backoff_ms = 100 * attempt,
-                    "Retry attempt {attempt}"
-                );
-            }
-            let err = PaymentError::Gateway(GatewayError {
-                attempt: 3,
-                source: std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    "read timed out after 5s",
-                ),
-            });
-            log_error!(err, "charging the card failed");
-            502
-        }
-        Outcome::DatabaseDown => 503,
-    }
-}
-
-fn main() {
-    let _guard = strata::builder()
-        .with_service("payment_api")
+        [[route]]
+        sink = "webhook"
+        url = "http://{hook}/alerts"
+        escalate_after = 3
+        escalate_window = "1m"
+        "#
+    ))
+    .expect("valid routes");
+    let mut builder = strata::builder()
+        .with_service("shop")
         .with_version(env!("CARGO_PKG_VERSION"))
-        .with_default_filter("trace")
-        .init();
-
-    info!(
-        event = "service_started",
-        port = 8080,
-        "payment_api started"
-    );
-    let requests = [
-        Request {
-            id: "0193a5c2-7f3e-7a21-9d4b-1c2d3e4f5a6b",
-            user_id: 314159,
-            method: "POST",
-            route: "/v1/charges",
-            amount_cents: 4200,
-            outcome: Outcome::Ok,
-        },
-        Request {
-            id: "0193a5c2-8a11-7b42-8e5c-2d3e4f5a6b7c",
-            user_id: 271828,
-            method: "POST",
-            route: "/v1/charges",
-            amount_cents: 1999,
-            outcome: Outcome::Slow,
-        },
-        Request {
-            id: "0193a5c2-9b22-7c53-9f6d-3e4f5a6b7c8d",
-            user_id: 161803,
-            method: "POST",
-            route: "/v1/charges",
-            amount_cents: 99900,
-            outcome: Outcome::Declined,
-        },
-        Request {
-            id: "0193a5c2-ac33-7d64-a07e-4f5a6b7c8d9e",
-            user_id: 141421,
-            method: "POST",
-            route: "/v1/charges",
-            amount_cents: 500,
-            outcome: Outcome::GatewayTimeout,
-        },
-        Request {
-            id: "0193a5c2-bd44-7e75-b18f-5a6b7c8d9eaf",
-            user_id: 173205,
-            method: "GET",
-            route: "/v1/accounts/{id}",
-            amount_cents: 0,
-            outcome: Outcome::DatabaseDown,
-        },
-    ];
-    let mut failed = 0;
-    for req in &requests {
-        if handle(req) >= 500 {
-            failed += 1;
+        .with_router(routes);
+    if std::env::var_os("STRATA_ENV").is_none() {
+        builder = builder.with_profile(strata::Profile::Staging);
+    }
+    let guard = match builder.try_init() {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("strata: {e}");
+            std::process::exit(2);
         }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    if failed == requests.len() {
-        critical!("every request failed: the service is not usable");
-    }
+    };
+    let metrics = guard.metrics().expect("metrics are on");
+
+    let (jobs, queue) = tokio::sync::mpsc::channel(256);
+    let state = shop::Shop {
+        base: base.clone(),
+        client: reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .expect("an HTTP client"),
+        jobs,
+        next_order: Arc::new(AtomicU64::new(1)),
+        attempts: Arc::new(AtomicU64::new(0)),
+        queue: metrics.worker("fulfilment"),
+    };
+    let app = shop::app(state, &metrics);
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app).await.expect("the shop serves");
+    });
+    let worker = tokio::spawn(shop::worker(queue, metrics.worker("fulfilment")));
+    let duration = Duration::from_secs_f64(seconds());
+    let reconcile = tokio::spawn(shop::reconcile(duration / 8));
+    info!(event = "service_started", %addr, "shop started");
+    // A login with a password and a bearer token: staging and production mask both.
+    warn!(
+        user = "ada",
+        password = "hunter2",
+        "login retried with Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhZGEifQ.c2lnbmF0dXJl"
+    );
+
+    let results = load::run(base.clone(), 8, duration).await;
+
+    // What /metrics says, through the real endpoint.
+    let exposition = match reqwest::get(format!("{base}/metrics")).await {
+        Ok(r) => r.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    };
+    reconcile.abort();
     info!(
         event = "service_stopped",
-        requests = requests.len(),
-        failed,
-        "payment_api stopped"
+        requests = results.requests(),
+        "shop stopped"
     );
+    // Everything flushed before the summary reads the outputs (alerts included).
+    guard.flush();
+    let alerts = alerts.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let summary = summary(&guard, &results, &exposition, &alerts, addr, hook);
+    drop(guard);
+    server.abort();
+    worker.abort();
+    eprintln!("{}", render(&summary));
+    if let Ok(path) = std::env::var("DEMO_SUMMARY") {
+        let _ = std::fs::write(
+            path,
+            serde_json::to_string_pretty(&summary).unwrap_or_default(),
+        );
+    }
+}
+
+/// The sum of a counter family's samples in an OpenMetrics exposition.
+fn metric_sum(exposition: &str, name: &str) -> f64 {
+    exposition
+        .lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+fn summary(
+    guard: &strata::Guard,
+    r: &load::Results,
+    exposition: &str,
+    alerts: &[Value],
+    addr: SocketAddr,
+    hook: SocketAddr,
+) -> Value {
+    let cfg = guard.config();
+    let requests = r.requests();
+    let groups: Vec<Value> = strata::capture::LocalStore::open(
+        &cfg.capture.store,
+        cfg.version.as_deref().unwrap_or("unknown"),
+    )
+    .and_then(|s| s.groups())
+    .map(|gs| {
+        let mut gs = gs;
+        gs.sort_by_key(|g| std::cmp::Reverse(g.count));
+        gs.iter()
+            .take(5)
+            .map(|g| json!({ "id": g.id, "title": g.title, "level": g.level, "count": g.count }))
+            .collect()
+    })
+    .unwrap_or_default();
+    let otlp = if cfg.otlp.enabled {
+        cfg.otlp
+            .endpoint
+            .clone()
+            .unwrap_or_else(|| ".strata/telemetry.jsonl".to_owned())
+    } else {
+        "off".to_owned()
+    };
+    let errors = match (&cfg.capture.dsn, cfg.capture.enabled) {
+        (_, false) => "off".to_owned(),
+        (Some(dsn), true) => format!(
+            "the Sentry-protocol server {}",
+            dsn.rsplit('@').next().unwrap_or("(DSN)")
+        ),
+        (None, true) => cfg.capture.store.display().to_string(),
+    };
+    json!({
+        "profile": cfg.profile.name(),
+        "requests": requests,
+        "errors": r.errors(),
+        "error_rate": if requests == 0 { 0.0 } else { r.errors() as f64 / requests as f64 },
+        "statuses": r.statuses,
+        "latency_ms": { "p50": r.quantile(0.5), "p95": r.quantile(0.95), "p99": r.quantile(0.99) },
+        "metrics": {
+            "endpoint": format!("http://{addr}/metrics"),
+            "http_server_requests_total": metric_sum(exposition, "http_server_requests_total"),
+            "jobs_total": metric_sum(exposition, "jobs_total"),
+            "telemetry_dropped_total": metric_sum(exposition, "strata_telemetry_dropped_total"),
+        },
+        "error_groups": groups,
+        "alerts": alerts.iter().map(|a| json!({
+            "kind": a["kind"], "severity": a["severity"], "title": a["title"],
+            "occurrences": a["occurrences"],
+        })).collect::<Vec<_>>(),
+        "outputs": {
+            "logs": "standard output (JSON lines) and .strata/logs/shop.*.log",
+            "traces": otlp,
+            "errors": errors,
+            "alerts": format!("http://{hook}/alerts (a local stand-in for Slack and PagerDuty)"),
+        },
+    })
+}
+
+/// The summary for a person.
+fn render(s: &Value) -> String {
+    let mut out = String::new();
+    let mut line = |l: String| {
+        out.push_str(&l);
+        out.push('\n');
+    };
+    let f = |v: &Value| v.as_f64().unwrap_or(0.0);
+    line(String::new());
+    line(format!(
+        "== shop demo summary ({} profile) ==",
+        s["profile"].as_str().unwrap_or("?")
+    ));
+    line(format!(
+        "requests: {}   errors (5xx or no answer): {} = {:.1} %",
+        s["requests"],
+        s["errors"],
+        f(&s["error_rate"]) * 100.0
+    ));
+    line(format!(
+        "latency:  p50 {:.1} ms   p95 {:.1} ms   p99 {:.1} ms",
+        f(&s["latency_ms"]["p50"]),
+        f(&s["latency_ms"]["p95"]),
+        f(&s["latency_ms"]["p99"])
+    ));
+    let statuses = s["statuses"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}: {v}"))
+                .collect::<Vec<_>>()
+                .join("   ")
+        })
+        .unwrap_or_default();
+    line(format!("statuses: {statuses}"));
+    line(format!(
+        "metrics:  {} — {} requests counted by the metrics layer, {} jobs, {} telemetry items dropped",
+        s["metrics"]["endpoint"].as_str().unwrap_or(""),
+        f(&s["metrics"]["http_server_requests_total"]),
+        f(&s["metrics"]["jobs_total"]),
+        f(&s["metrics"]["telemetry_dropped_total"])
+    ));
+    line("top error groups:".to_owned());
+    for g in s["error_groups"].as_array().into_iter().flatten() {
+        line(format!(
+            "  {:>5} × {:<8} {}  [{}]",
+            g["count"],
+            g["level"].as_str().unwrap_or(""),
+            g["title"].as_str().unwrap_or(""),
+            g["id"].as_str().unwrap_or("")
+        ));
+    }
+    line("alerts that fired:".to_owned());
+    let alerts = s["alerts"].as_array().cloned().unwrap_or_default();
+    if alerts.is_empty() {
+        line("  none".to_owned());
+    }
+    for a in &alerts {
+        line(format!(
+            "  {:<9} {}",
+            a["kind"].as_str().unwrap_or(""),
+            a["title"].as_str().unwrap_or("")
+        ));
+    }
+    line("where everything went:".to_owned());
+    for (k, v) in s["outputs"].as_object().into_iter().flatten() {
+        line(format!("  {k:<7} {}", v.as_str().unwrap_or("")));
+    }
+    line("how to look at it:".to_owned());
+    line(
+        "  jq -c 'select(.level == \"ERROR\" or .level == \"CRITICAL\")' .strata/logs/shop.*.log"
+            .to_owned(),
+    );
+    line("  jq -c 'select(.request_id == \"<id>\")' .strata/logs/shop.*.log   # one request, across services".to_owned());
+    line(
+        "  sqlite3 .strata/errors.db 'select count, level, title from groups order by count desc'"
+            .to_owned(),
+    );
+    line("  Jaeger: see examples/jaeger, then OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4317 cargo run -p example-demo".to_owned());
+    out
 }

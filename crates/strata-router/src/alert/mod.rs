@@ -669,6 +669,12 @@ impl AlertGuard {
         stats(&self.counters)
     }
 
+    /// Reads the dropped-line count, also after the guard is gone.
+    pub(crate) fn dropped_counter(&self) -> impl Fn() -> u64 + Send + Sync + 'static {
+        let counters = Arc::clone(&self.counters);
+        move || stats(&counters).dropped
+    }
+
     /// Waits (at most `timeout`) until the lines queued so far are processed and the
     /// deliveries they started are done (retries included); `false` when time ran out.
     pub fn flush(&self, timeout: Duration) -> bool {
@@ -998,7 +1004,8 @@ async fn sleep_until(when: Option<Instant>) {
 
 impl Route {
     /// A route to an alert sink: events are rendered in strata's default JSON schema (which
-    /// the sink reads its fields from).
+    /// the sink reads its fields from), masked with the router's rules when it has some
+    /// ([`RouterLayer::with_redaction`](crate::RouterLayer::with_redaction)).
     pub fn alert(filter: RouteFilter, sink: AlertSink) -> Route {
         Route::new(filter, Format::Json(strata_json::JsonFormat::new()), sink)
     }

@@ -1,0 +1,329 @@
+//! The guard: keeps every output alive, flushes them all when dropped, with one deadline; and
+//! [`shutdown`] for programs that leave through `std::process::exit`.
+
+use std::fmt;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use crate::config::Config;
+
+/// The outputs one `try_init` started.
+pub(crate) struct Parts {
+    timeout: Duration,
+    #[cfg(feature = "json")]
+    pub(crate) json: Option<strata_json::JsonHandle>,
+    #[cfg(feature = "router")]
+    pub(crate) router: Option<strata_router::RouterGuard>,
+    #[cfg(feature = "capture")]
+    pub(crate) capture: Option<strata_capture::CaptureGuard>,
+    #[cfg(feature = "capture")]
+    pub(crate) capture_stats: Option<strata_capture::CaptureLayer>,
+    #[cfg(feature = "otlp")]
+    otlp: Option<(
+        Arc<strata_otlp::OtlpGuard>,
+        strata_core::flush::Registration,
+    )>,
+    #[cfg(feature = "metrics")]
+    pub(crate) metrics: Option<strata_metrics::Metrics>,
+    #[cfg(feature = "metrics")]
+    server: Option<MetricsThread>,
+    #[cfg(feature = "metrics")]
+    pub(crate) lag_probe: Option<strata_metrics::LagProbe>,
+}
+
+impl Parts {
+    pub(crate) fn new(timeout: Duration) -> Self {
+        Parts {
+            timeout,
+            #[cfg(feature = "json")]
+            json: None,
+            #[cfg(feature = "router")]
+            router: None,
+            #[cfg(feature = "capture")]
+            capture: None,
+            #[cfg(feature = "capture")]
+            capture_stats: None,
+            #[cfg(feature = "otlp")]
+            otlp: None,
+            #[cfg(feature = "metrics")]
+            metrics: None,
+            #[cfg(feature = "metrics")]
+            server: None,
+            #[cfg(feature = "metrics")]
+            lag_probe: None,
+        }
+    }
+
+    /// Keeps the exporter, and has the panic hook flush it too.
+    #[cfg(feature = "otlp")]
+    pub(crate) fn set_otlp(&mut self, guard: Arc<strata_otlp::OtlpGuard>) {
+        let g = Arc::clone(&guard);
+        let registration = strata_core::flush::register("strata-otlp", move |deadline| {
+            g.flush(deadline.saturating_duration_since(Instant::now()));
+        });
+        self.otlp = Some((guard, registration));
+    }
+
+    /// The losses of every strata queue as `strata_telemetry_dropped_total{source}`, and the
+    /// instruments over OTLP too when it exports.
+    #[cfg(feature = "metrics")]
+    pub(crate) fn wire_metrics(
+        &mut self,
+        m: &strata_metrics::Metrics,
+    ) -> Result<(), crate::InitError> {
+        #[cfg(feature = "otlp")]
+        if let Some((g, _)) = &self.otlp {
+            let counts = g.drop_counts();
+            let logs = counts.clone();
+            m.register_dropped("strata-otlp/spans", move || counts.spans());
+            m.register_dropped("strata-otlp/logs", move || logs.logs());
+            let _ = m.clone().with_meter_provider(g.meter_provider());
+        }
+        #[cfg(feature = "capture")]
+        if let Some(layer) = self.capture_stats.clone() {
+            m.register_dropped("strata-capture", move || layer.stats().dropped);
+        }
+        #[cfg(feature = "router")]
+        if let Some(router) = &self.router {
+            m.register_dropped("strata-router", router.drop_counter());
+        }
+        Ok(())
+    }
+
+    /// Serves `GET /metrics` on `addr` from a thread (and runtime) of its own.
+    #[cfg(feature = "metrics")]
+    pub(crate) fn serve_metrics(
+        &mut self,
+        m: &strata_metrics::Metrics,
+        addr: std::net::SocketAddr,
+    ) -> std::io::Result<()> {
+        self.server = Some(MetricsThread::start(m.clone(), addr)?);
+        Ok(())
+    }
+
+    /// Flushes every output, each bounded by `deadline`.
+    fn flush(&self, deadline: Instant) {
+        let left = || deadline.saturating_duration_since(Instant::now());
+        #[cfg(feature = "json")]
+        if let Some(j) = &self.json {
+            let _ = j.flush();
+        }
+        #[cfg(feature = "router")]
+        if let Some(r) = &self.router {
+            r.flush();
+        }
+        #[cfg(feature = "capture")]
+        if let Some(c) = &self.capture {
+            c.flush(left());
+        }
+        #[cfg(feature = "otlp")]
+        if let Some((o, _)) = &self.otlp {
+            o.flush(left());
+        }
+        let _ = left;
+    }
+
+    /// Flushes, then stops every background worker (in the order data flows: logs and
+    /// errors first, the exporters, then the metrics listener).
+    fn shutdown(self) {
+        let deadline = Instant::now() + self.timeout;
+        self.flush(deadline);
+        let Parts {
+            #[cfg(feature = "router")]
+            router,
+            #[cfg(feature = "capture")]
+            capture,
+            #[cfg(feature = "otlp")]
+            otlp,
+            #[cfg(feature = "metrics")]
+            server,
+            #[cfg(feature = "metrics")]
+            lag_probe,
+            ..
+        } = self;
+        #[cfg(feature = "router")]
+        drop(router);
+        #[cfg(feature = "capture")]
+        drop(capture);
+        #[cfg(feature = "otlp")]
+        drop(otlp);
+        #[cfg(feature = "metrics")]
+        {
+            drop(lag_probe);
+            drop(server);
+        }
+    }
+}
+
+/// `GET /metrics` served from a thread with a current-thread runtime of its own, so it works
+/// whether or not the application runs tokio, and stops when dropped.
+#[cfg(feature = "metrics")]
+struct MetricsThread {
+    addr: std::net::SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+#[cfg(feature = "metrics")]
+impl MetricsThread {
+    fn start(m: strata_metrics::Metrics, addr: std::net::SocketAddr) -> std::io::Result<Self> {
+        let (bound_tx, bound_rx) = std::sync::mpsc::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("strata-metrics".to_owned())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = bound_tx.send(Err(e));
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    match m.serve(addr).await {
+                        Ok(server) => {
+                            let _ = bound_tx.send(Ok(server.addr()));
+                            let _ = stopped.await;
+                        }
+                        Err(e) => {
+                            let _ = bound_tx.send(Err(e));
+                        }
+                    }
+                });
+            })?;
+        let addr = bound_rx
+            .recv()
+            .map_err(|_| std::io::Error::other("the metrics thread ended"))??;
+        Ok(MetricsThread {
+            addr,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+}
+
+#[cfg(feature = "metrics")]
+impl Drop for MetricsThread {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+type Shared = Arc<Mutex<Option<Parts>>>;
+
+/// The outputs of the installed guard, for [`shutdown`].
+static ACTIVE: Mutex<Option<Weak<Mutex<Option<Parts>>>>> = Mutex::new(None);
+
+/// Keeps strata's outputs alive; flushes and stops them all when dropped, waiting at most the
+/// shutdown timeout (`shutdown_timeout`, 5 s by default).
+///
+/// Hold it until the end of `main` (`let _guard = strata::init();` — not `let _ = …`, which
+/// drops it at once). A program that leaves through `std::process::exit` (which runs no
+/// destructor) calls [`shutdown`] first.
+#[must_use = "dropping the guard flushes and stops every strata output; hold it until the end of main"]
+pub struct Guard {
+    config: Arc<Config>,
+    parts: Shared,
+}
+
+impl fmt::Debug for Guard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Guard")
+            .field("profile", &self.config.profile)
+            .field("service", &self.config.service)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Guard {
+    pub(crate) fn new(config: Config, parts: Parts) -> Guard {
+        let parts: Shared = Arc::new(Mutex::new(Some(parts)));
+        *ACTIVE.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::downgrade(&parts));
+        Guard {
+            config: Arc::new(config),
+            parts,
+        }
+    }
+
+    /// The configuration strata was set up with (print it to see every value and its origin,
+    /// secrets masked).
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Flushes every output now, waiting at most the shutdown timeout.
+    pub fn flush(&self) {
+        let parts = self.parts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = &*parts {
+            p.flush(Instant::now() + p.timeout);
+        }
+    }
+
+    /// The metrics strata derives from spans (serve them with `metrics.service()` or
+    /// `metrics.serve(addr)`, or read them with `metrics.encode()`), when metrics are on.
+    #[cfg(feature = "metrics")]
+    pub fn metrics(&self) -> Option<strata_metrics::Metrics> {
+        let parts = self.parts.lock().unwrap_or_else(|e| e.into_inner());
+        parts.as_ref().and_then(|p| p.metrics.clone())
+    }
+
+    /// Where `GET /metrics` is served, when `metrics.listen` is set.
+    #[cfg(feature = "metrics")]
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        let parts = self.parts.lock().unwrap_or_else(|e| e.into_inner());
+        parts
+            .as_ref()
+            .and_then(|p| p.server.as_ref().map(|s| s.addr))
+    }
+
+    /// What error capture has done so far, when it is on.
+    #[cfg(feature = "capture")]
+    pub fn capture_stats(&self) -> Option<strata_capture::CaptureStats> {
+        let parts = self.parts.lock().unwrap_or_else(|e| e.into_inner());
+        parts
+            .as_ref()
+            .and_then(|p| p.capture.as_ref().map(strata_capture::CaptureGuard::stats))
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let parts = self.parts.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(p) = parts {
+            p.shutdown();
+        }
+    }
+}
+
+/// Flushes and stops every output of the installed guard now, bounded by its shutdown timeout;
+/// for programs that end with `std::process::exit`, which runs no destructor. The guard's drop
+/// then does nothing. Returns `false` when there was nothing to shut down.
+///
+/// ```no_run
+/// let guard = strata::init();
+/// tracing::error!("cannot continue");
+/// strata::shutdown();
+/// std::process::exit(2);
+/// # drop(guard);
+/// ```
+pub fn shutdown() -> bool {
+    let active = ACTIVE.lock().unwrap_or_else(|e| e.into_inner()).take();
+    let parts = active
+        .and_then(|w| w.upgrade())
+        .and_then(|shared| shared.lock().unwrap_or_else(|e| e.into_inner()).take());
+    match parts {
+        Some(p) => {
+            p.shutdown();
+            true
+        }
+        None => false,
+    }
+}
