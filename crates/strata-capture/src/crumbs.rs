@@ -334,7 +334,7 @@ pub(crate) fn bounded(value: &dyn fmt::Debug, max: usize) -> String {
         "{value:?}"
     );
     let text = String::from_utf8_lossy(&buf);
-    encode::clip(&text, max).to_owned()
+    encode::clip_marked(&text, max).into_owned()
 }
 
 /// Stops taking text a little past `limit` bytes, so a huge `Debug` value costs neither time

@@ -297,7 +297,7 @@ fn json_value(v: &FieldValue, max: usize) -> Value {
         FieldValue::U64(n) => Value::from(*n),
         FieldValue::F64(n) => serde_json::Number::from_f64(*n)
             .map_or_else(|| Value::String(n.to_string()), Value::Number),
-        FieldValue::Str(s) => Value::String(encode::clip(s, max).to_owned()),
+        FieldValue::Str(s) => Value::String(encode::clip_marked(s, max).into_owned()),
         other => {
             let mut buf = Vec::new();
             other.write_json(&mut buf, max);
@@ -322,7 +322,7 @@ impl ErrorVisitor {
     }
 
     fn text(&self, s: &str) -> String {
-        encode::clip(s, self.max).to_owned()
+        encode::clip_marked(s, self.max).into_owned()
     }
 }
 

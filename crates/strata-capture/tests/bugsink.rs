@@ -2,112 +2,15 @@
 //! (`scripts/bugsink.sh`) and started here on 127.0.0.1; what arrived is read back through its
 //! REST API.
 
-use std::collections::HashMap;
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
-use serde_json::Value;
 use strata_capture::Capture;
 use strata_core::log_error;
+use strata_testkit::Bugsink;
 use tracing_subscriber::prelude::*;
 
 mod support;
 use support::{FakeTrace, PaymentError};
-
-struct Bugsink {
-    dir: tempfile::TempDir,
-    vars: HashMap<String, String>,
-}
-
-impl Drop for Bugsink {
-    fn drop(&mut self) {
-        if let Ok(pid) = std::fs::read_to_string(self.dir.path().join("gunicorn.pid")) {
-            let _ = Command::new("kill").arg(pid.trim()).status();
-        }
-    }
-}
-
-impl Bugsink {
-    fn start() -> Option<Bugsink> {
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/bugsink.sh");
-        let cache = std::env::var_os("STRATA_CACHE")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| {
-                PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/strata")
-            });
-        let installed = Command::new(cache.join("venv-bugsink/bin/python"))
-            .args(["-c", "import bugsink"])
-            .output()
-            .is_ok_and(|o| o.status.success())
-            && cache.join("bugsink-template/db.sqlite3").exists();
-        if !installed {
-            assert!(
-                std::env::var_os("STRATA_REQUIRE_BACKENDS").is_none(),
-                "Bugsink is not installed (scripts/test.sh runs scripts/bugsink.sh install)"
-            );
-            eprintln!("skipped: Bugsink not installed; run scripts/test.sh");
-            return None;
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let out = Command::new("bash")
-            .arg(&script)
-            .arg("start")
-            .arg(dir.path())
-            .arg(port.to_string())
-            .output()
-            .unwrap();
-        let mut b = Bugsink {
-            dir,
-            vars: HashMap::new(),
-        };
-        assert!(
-            out.status.success(),
-            "bugsink start: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        for line in String::from_utf8_lossy(&out.stdout).lines() {
-            if let Some((k, v)) = line.split_once('=') {
-                b.vars.insert(k.to_owned(), v.to_owned());
-            }
-        }
-        Some(b)
-    }
-
-    fn get(&self, path: &str) -> Value {
-        reqwest::blocking::Client::new()
-            .get(format!("{}{path}", self.vars["API"]))
-            .bearer_auth(&self.vars["TOKEN"])
-            .send()
-            .unwrap()
-            .error_for_status()
-            .unwrap()
-            .json()
-            .unwrap()
-    }
-
-    fn issues(&self) -> Vec<Value> {
-        self.get(&format!("/issues/?project={}", self.vars["PROJECT"]))["results"]
-            .as_array()
-            .unwrap()
-            .clone()
-    }
-
-    /// The payloads of an issue's events.
-    fn events(&self, issue: &str) -> Vec<Value> {
-        self.get(&format!("/events/?issue={issue}"))["results"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| self.get(&format!("/events/{}/", e["id"].as_str().unwrap()))["data"].clone())
-            .collect()
-    }
-}
 
 #[test]
 fn errors_reach_bugsink_grouped_with_breadcrumbs_tags_user_request_and_trace() {
@@ -115,7 +18,7 @@ fn errors_reach_bugsink_grouped_with_breadcrumbs_tags_user_request_and_trace() {
         return;
     };
     let (layer, guard) = Capture::new()
-        .with_dsn(&bugsink.vars["DSN"])
+        .with_dsn(bugsink.dsn())
         .unwrap()
         .with_release("2.0.0")
         .with_environment("ci")
@@ -223,7 +126,7 @@ fn secrets_never_reach_bugsink_with_redaction_on() {
         return;
     };
     let (layer, guard) = Capture::new()
-        .with_dsn(&bugsink.vars["DSN"])
+        .with_dsn(bugsink.dsn())
         .unwrap()
         .with_service("shop")
         .with_redaction(Some(std::sync::Arc::new(strata_core::Redaction::new())))

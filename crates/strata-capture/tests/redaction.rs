@@ -388,3 +388,30 @@ fn error_event_redact_masks_nested_keys_and_every_type() {
     );
     assert_eq!(e.fingerprint, "00000000000000aa");
 }
+
+#[test]
+fn a_secret_cut_by_the_length_limit_is_not_stored_in_part() {
+    // At most 100 bytes: 59 of the value and the marker.
+    let s = Setup::new(|c| c.with_redaction(rules()).with_max_field_len(100));
+    // The cut falls inside the password and inside the token: what is left of each is no
+    // longer recognisable, so it must not be kept.
+    let url = format!(
+        "{}postgres://app:hunter2secret@db/shop/{}",
+        "x".repeat(40),
+        "z".repeat(40)
+    );
+    let token = format!(
+        "{} ghp_1234567890abcdefghijABCDEFGHIJ123456 {}",
+        "y".repeat(50),
+        "w".repeat(20)
+    );
+    s.run(|| tracing::error!(url = %url, note = %token, "{url}"));
+    let store = s.store();
+    let groups = store.groups().unwrap();
+    let (_, events) = store.group(&groups[0].id).unwrap().unwrap();
+    let text = serde_json::to_string(&events).unwrap();
+    for partial in ["hunt", "ghp_1234"] {
+        assert!(!text.contains(partial), "{partial} kept: {text}");
+    }
+    assert!(text.contains("…[truncated "), "the cut is marked: {text}");
+}

@@ -133,6 +133,24 @@ fn write_truncation_marker(buf: &mut Vec<u8>, cut_bytes: usize) {
     buf.extend_from_slice(b" bytes]");
 }
 
+/// `s` cut to at most `max` bytes in all, the cut marked with `…[truncated N bytes]` (so a
+/// reader, and redaction, can tell a value was cut); borrowed when it fits. Below 48 bytes
+/// there is no room for the marker: plain [`clip`].
+pub fn clip_marked(s: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    const RESERVE: usize = TRUNCATION_MARKER_PREFIX.len() + 20 + " bytes]".len();
+    if s.len() <= max {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    if max < 48 {
+        return std::borrow::Cow::Borrowed(clip(s, max));
+    }
+    let kept = clip(s, max - RESERVE);
+    std::borrow::Cow::Owned(format!(
+        "{kept}{TRUNCATION_MARKER_PREFIX}{} bytes]",
+        s.len() - kept.len()
+    ))
+}
+
 /// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
 #[inline]
 pub fn clip(s: &str, max: usize) -> &str {

@@ -505,9 +505,9 @@ impl Redaction {
     /// Whether [`Redaction::redact`] would change `text`.
     pub fn contains_secret(&self, text: &str) -> bool {
         let mut found = false;
-        self.scan(text.as_bytes(), |_, _, _| {
-            found = true;
-            false
+        self.scan(text.as_bytes(), |_, _, mask| {
+            found = !mask.is_empty();
+            !found
         });
         found
     }
@@ -516,11 +516,12 @@ impl Redaction {
     pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
         let mut out: Option<String> = None;
         let mut last = 0;
-        self.scan(text.as_bytes(), |a, b, p| {
+        self.scan(text.as_bytes(), |a, b, mask| {
             let o = out.get_or_insert_with(|| String::with_capacity(text.len()));
-            // Every match starts and ends at an ASCII byte (or the end): char boundaries.
+            // Every match starts and ends at an ASCII byte, the end, or the `…` of a cut:
+            // char boundaries.
             o.push_str(&text[last..a]);
-            o.push_str(p.mask());
+            o.push_str(mask);
             last = b;
             true
         });
@@ -547,9 +548,9 @@ impl Redaction {
     /// Masks value patterns in `buf[from..]`, JSON-escaped text a formatter has just written
     /// (the masks need no escaping); returns whether anything was masked.
     pub fn redact_json(&self, buf: &mut Vec<u8>, from: usize) -> bool {
-        let mut hits: SmallVec<[(usize, usize, Pattern); 2]> = SmallVec::new();
-        self.scan(&buf[from..], |a, b, p| {
-            hits.push((from + a, from + b, p));
+        let mut hits: SmallVec<[(usize, usize, &'static str); 2]> = SmallVec::new();
+        self.scan(&buf[from..], |a, b, mask| {
+            hits.push((from + a, from + b, mask));
             true
         });
         if hits.is_empty() {
@@ -557,9 +558,9 @@ impl Redaction {
         }
         let tail = buf.split_off(from);
         let mut last = from;
-        for (a, b, p) in hits {
+        for (a, b, mask) in hits {
             buf.extend_from_slice(&tail[last - from..a - from]);
-            buf.extend_from_slice(p.mask().as_bytes());
+            buf.extend_from_slice(mask.as_bytes());
             last = b;
         }
         buf.extend_from_slice(&tail[last - from..]);
@@ -568,21 +569,33 @@ impl Redaction {
 
     /// Calls `hit(start, end, pattern)` for each match in `t`, in order, without overlaps; stops
     /// when `hit` returns `false`. Reads raw and JSON-escaped text alike.
-    fn scan(&self, t: &[u8], mut hit: impl FnMut(usize, usize, Pattern) -> bool) {
+    fn scan(&self, t: &[u8], mut hit: impl FnMut(usize, usize, &'static str) -> bool) {
         // Word by word: the checks of a word's first byte, then a quick skip to its end (no
         // check starts inside a word), then the checks of the separators after it.
         let n = t.len();
         let mut i = 0;
+        // Where the last match ended: a cut token is never masked twice.
+        let mut floor = 0;
         while i < n {
             let b = t[i];
+            if b == CUT[0] {
+                if let Some(start) = cut_token(t, i, floor)
+                    && !hit(start, i, "")
+                {
+                    return;
+                }
+                i += 1;
+                continue;
+            }
             let word = is_word(b);
             let checks = self.table[b as usize] & if word { T_WORD_START } else { T_ANYWHERE };
             if checks != 0
                 && let Some((s, e, p)) = self.try_at(t, i, checks)
             {
-                if !hit(s, e, p) {
+                if !hit(s, e, p.mask()) {
                     return;
                 }
+                floor = e;
                 i = e.max(i + 1);
                 // A match may end inside a word: go on from the word's end.
                 while i < n && i > 0 && is_word(t[i - 1]) && is_word(t[i]) {
@@ -767,6 +780,24 @@ fn key_before(t: &[u8], i: usize, quoted: bool) -> Option<&str> {
         return None;
     }
     std::str::from_utf8(key).ok()
+}
+
+/// The marker a cut value ends with (strata_core::encode's): `…[truncated N bytes]`.
+const CUT: &[u8] = crate::encode::TRUNCATION_MARKER_PREFIX.as_bytes();
+
+/// At a truncation marker `t[i..]`: the start of the token the cut fell into, if it did (a
+/// secret cut short — `postgres://app:hunte…`, half a token — is no longer recognisable, so
+/// the partial token is dropped), not before `floor`.
+fn cut_token(t: &[u8], i: usize, floor: usize) -> Option<usize> {
+    if !t[i..].starts_with(CUT) {
+        return None;
+    }
+    let token = |b: u8| b.is_ascii_alphanumeric() || b"_-.~+/=%".contains(&b);
+    let mut s = i;
+    while s > floor && token(t[s - 1]) {
+        s -= 1;
+    }
+    (s < i).then_some(s)
 }
 
 /// Card numbers: digits with single spaces or dashes between groups, 13–19 digits, Luhn-valid,
@@ -1178,6 +1209,34 @@ mod tests {
         assert!(v["note"].as_str().unwrap().contains("[REDACTED:jwt]"));
         let mut clean = br#""nothing to see""#.to_vec();
         assert!(!r.redact_json(&mut clean, 0));
+    }
+
+    #[test]
+    fn a_secret_cut_short_by_truncation_is_dropped() {
+        let r = r();
+        let cut = |s: &str, max: usize| {
+            let mut buf = Vec::new();
+            crate::encode::write_str_truncated(&mut buf, s, max);
+            r.redact_json(&mut buf, 0);
+            String::from_utf8(buf).unwrap()
+        };
+        assert_eq!(
+            cut("postgres://app:hunter2@db/shop", 20),
+            r#""postgres://app:…[truncated 10 bytes]""#
+        );
+        assert_eq!(
+            cut("push ghp_1234567890abcdefghijABCDEFGHIJ123456 now", 20),
+            r#""push …[truncated 29 bytes]""#
+        );
+        // A cut between words drops nothing.
+        assert_eq!(
+            cut("hello world and more", 12),
+            r#""hello world …[truncated 8 bytes]""#
+        );
+        assert_eq!(
+            r.redact("token eyJhbGciOiJIUzI1NiJ9.eyJz…[truncated 99 bytes]"),
+            "token [REDACTED:jwt]…[truncated 99 bytes]"
+        );
     }
 
     #[test]

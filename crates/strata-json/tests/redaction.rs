@@ -145,3 +145,17 @@ fn the_corpus_secrets_never_appear_and_ordinary_values_survive() {
         assert_eq!(l["message"], o.value, "{l}");
     }
 }
+
+#[test]
+fn a_secret_cut_by_the_length_limit_is_not_written_in_part() {
+    let url = format!("{}postgres://app:hunter2secret@db/shop", "x".repeat(40));
+    let lines = capture(layer().with_max_field_len(60), || {
+        tracing::info!(url = %url, token = "ordinary", note = url.as_str(), "{url}");
+    });
+    let l = &lines[0];
+    for key in ["url", "note", "message"] {
+        let v = l[key].as_str().unwrap();
+        assert!(v.contains("…[truncated "), "{key} cut: {v}");
+        assert!(!v.contains("hunt"), "{key} keeps part of the password: {v}");
+    }
+}

@@ -37,7 +37,10 @@
 //! collector outage and its recovery. [`BlackHole`] is the other failure: a collector that accepts
 //! connections and reads what is sent, but never writes a byte back.
 
+mod bugsink;
 pub mod corpus;
+
+pub use bugsink::Bugsink;
 
 use std::collections::BTreeMap;
 use std::io;

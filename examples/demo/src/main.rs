@@ -161,20 +161,20 @@ fn summary(
 ) -> Value {
     let cfg = guard.config();
     let requests = r.requests();
-    let groups: Vec<Value> = strata::capture::LocalStore::open(
-        &cfg.capture.store,
-        cfg.version.as_deref().unwrap_or("unknown"),
-    )
-    .and_then(|s| s.groups())
-    .map(|gs| {
-        let mut gs = gs;
+    // The local store's groups (with a DSN, the groups are the server's to show).
+    let groups: Vec<Value> = if cfg.capture.enabled && cfg.capture.dsn.is_none() {
+        let version = cfg.version.as_deref().unwrap_or("unknown");
+        let mut gs = strata::capture::LocalStore::open(&cfg.capture.store, version)
+            .and_then(|s| s.groups())
+            .unwrap_or_default();
         gs.sort_by_key(|g| std::cmp::Reverse(g.count));
         gs.iter()
             .take(5)
             .map(|g| json!({ "id": g.id, "title": g.title, "level": g.level, "count": g.count }))
             .collect()
-    })
-    .unwrap_or_default();
+    } else {
+        Vec::new()
+    };
     let otlp = if cfg.otlp.enabled {
         cfg.otlp
             .endpoint

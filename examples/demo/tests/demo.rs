@@ -281,3 +281,43 @@ fn production_logs_warn_and_up_and_a_bad_setting_is_a_clear_error() {
         "{stderr}"
     );
 }
+
+#[test]
+fn with_an_endpoint_and_a_dsn_it_sends_to_them_instead() {
+    let receiver = strata_testkit::OtlpReceiver::start().unwrap();
+    let bugsink = strata_testkit::Bugsink::start();
+    let endpoint = receiver.grpc_endpoint();
+    let mut envs = vec![("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str())];
+    if let Some(b) = &bugsink {
+        envs.push(("SENTRY_DSN", b.dsn()));
+    }
+    let r = run(&envs);
+
+    // Traces went to the collector, not to the local file.
+    let spans = receiver.wait_for_spans(10, std::time::Duration::from_secs(20));
+    assert!(
+        spans
+            .iter()
+            .any(|s| s.name == "POST /orders" && s.service_name == "shop")
+    );
+    assert!(!r.dir.path().join(".strata/telemetry.jsonl").exists());
+    assert_eq!(r.summary["outputs"]["traces"], endpoint.as_str());
+
+    // Errors went to the Sentry-protocol server, grouped.
+    if let Some(b) = &bugsink {
+        assert!(!r.dir.path().join(".strata/errors.db").exists());
+        let titles: Vec<String> = b.issues().iter().map(|i| i.to_string()).collect();
+        assert!(
+            titles
+                .iter()
+                .any(|t| t.contains("payment gateway timed out")),
+            "{titles:?}"
+        );
+        assert!(
+            r.summary["outputs"]["errors"]
+                .as_str()
+                .unwrap()
+                .contains("127.0.0.1")
+        );
+    }
+}
