@@ -4,6 +4,9 @@
 //! [`BlackHole`] that accepts connections and never answers, to test an exporter against a
 //! collector that hangs.
 //!
+//! Also: [`Bugsink`], a real Sentry-protocol server started for a test, and [`corpus`], the
+//! redaction corpus every strata output is checked against.
+//!
 //! ```no_run
 //! use std::time::Duration;
 //! use strata_testkit::OtlpReceiver;

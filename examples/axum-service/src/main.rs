@@ -3,7 +3,8 @@
 //!
 //! Run with `cargo run -p example-axum-service`, then
 //! `curl -i -H 'x-request-id: my-id-1' localhost:3000/users/42`: every line logged for that
-//! request has `"request_id":"my-id-1"`, and the response echoes the header.
+//! request shows `[my-id-1]` on the development console (`"request_id":"my-id-1"` in the JSON
+//! lines of `STRATA_ENV=staging`), and the response echoes the header.
 //! Set `PORT` to listen elsewhere; `SMOKE_TEST=1` serves one request to itself and exits.
 
 use std::net::SocketAddr;
