@@ -341,6 +341,25 @@ impl RouterGuard {
         move || counters.iter().map(|c| c()).sum()
     }
 
+    /// Waits until everything queued so far is written or delivered, at most `timeout` in
+    /// all; `false` when time ran out (a sink is stuck or its destination down).
+    pub fn flush_within(&self, timeout: Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        let left = || deadline.saturating_duration_since(std::time::Instant::now());
+        for w in &self.writers {
+            w.flush();
+        }
+        let mut ok = true;
+        for b in &self.background {
+            ok &= b.flush(left());
+        }
+        #[cfg(feature = "alerts")]
+        for a in &self.alerts {
+            ok &= a.flush(left());
+        }
+        ok
+    }
+
     /// Waits (bounded) until everything queued so far is written or delivered.
     pub fn flush(&self) {
         for w in &self.writers {

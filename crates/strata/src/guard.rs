@@ -101,33 +101,38 @@ impl Parts {
         Ok(())
     }
 
-    /// Flushes every output, each bounded by `deadline`.
-    fn flush(&self, deadline: Instant) {
+    /// Flushes every output, all bounded by `deadline`; returns which did not finish in time.
+    fn flush(&self, deadline: Instant) -> Late {
         let left = || deadline.saturating_duration_since(Instant::now());
+        #[allow(unused_mut)]
+        let mut late = Late::default();
         #[cfg(feature = "json")]
         if let Some(j) = &self.json {
             let _ = j.flush();
         }
         #[cfg(feature = "router")]
         if let Some(r) = &self.router {
-            r.flush();
+            late.router = !r.flush_within(left());
         }
         #[cfg(feature = "capture")]
         if let Some(c) = &self.capture {
-            c.flush(left());
+            late.capture = !c.flush(left());
         }
         #[cfg(feature = "otlp")]
         if let Some((o, _)) = &self.otlp {
-            o.flush(left());
+            late.otlp = !o.flush(left());
         }
         let _ = left;
+        late
     }
 
     /// Flushes, then stops every background worker (in the order data flows: logs and
-    /// errors first, the exporters, then the metrics listener).
+    /// errors first, the exporters, then the metrics listener), within the shutdown timeout:
+    /// an output that could not flush in time (its destination down) is abandoned, not waited
+    /// for again, and said so on standard error.
     fn shutdown(self) {
         let deadline = Instant::now() + self.timeout;
-        self.flush(deadline);
+        let late = self.flush(deadline);
         let Parts {
             #[cfg(feature = "router")]
             router,
@@ -142,16 +147,42 @@ impl Parts {
             ..
         } = self;
         #[cfg(feature = "router")]
-        drop(router);
+        stop(router, late.router, "routes (files, syslog, alerts)");
         #[cfg(feature = "capture")]
-        drop(capture);
+        stop(capture, late.capture, "error capture");
         #[cfg(feature = "otlp")]
-        drop(otlp);
+        stop(otlp, late.otlp, "OTLP export");
         #[cfg(feature = "metrics")]
         {
             drop(lag_probe);
             drop(server);
         }
+    }
+}
+
+/// The outputs that did not flush before the deadline.
+#[derive(Default)]
+struct Late {
+    #[cfg(feature = "router")]
+    router: bool,
+    #[cfg(feature = "capture")]
+    capture: bool,
+    #[cfg(feature = "otlp")]
+    otlp: bool,
+}
+
+/// Drops `part` (its worker stops after a last, quick flush) — or, when it could not flush in
+/// time, leaves its worker to finish on its own rather than wait for it a second time.
+#[allow(dead_code)]
+fn stop<T>(part: Option<T>, late: bool, what: &str) {
+    match part {
+        Some(p) if late => {
+            eprintln!(
+                "strata: {what} did not flush within the shutdown timeout; what was still queued may be lost"
+            );
+            std::mem::forget(p);
+        }
+        other => drop(other),
     }
 }
 
@@ -263,7 +294,7 @@ impl Guard {
     pub fn flush(&self) {
         let parts = self.parts.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(p) = &*parts {
-            p.flush(Instant::now() + p.timeout);
+            let _ = p.flush(Instant::now() + p.timeout);
         }
     }
 

@@ -10,21 +10,8 @@ use std::path::Path;
 use strata::config::{ConfigError, LogFormat, Source};
 use strata::{InitError, Profile, builder};
 
-const VARS: &[&str] = &[
-    "STRATA_ENV",
-    "STRATA_SERVICE",
-    "STRATA_VERSION",
-    "STRATA_CONFIG",
-    "STRATA_LOG_FORMAT",
-    "STRATA_COLOR",
-    "STRATA_REDACT",
-    "STRATA_CAPTURE",
-    "STRATA_ERRORS_DB",
-    "STRATA_OTLP",
-    "STRATA_TELEMETRY_FILE",
-    "STRATA_METRICS",
-    "STRATA_METRICS_ADDR",
-    "STRATA_SHUTDOWN_TIMEOUT",
+/// What this test sets besides strata's own variables (`strata::config::ENV_VARS`).
+const OTHER_VARS: &[&str] = &[
     "STRATA_SERIVCE",
     "RUST_LOG",
     "SENTRY_DSN",
@@ -38,7 +25,7 @@ const VARS: &[&str] = &[
 ];
 
 fn clear_env() {
-    for k in VARS {
+    for k in strata::config::ENV_VARS.iter().chain(OTHER_VARS) {
         // SAFETY: this test binary has a single test; no other thread reads the environment.
         unsafe { std::env::remove_var(k) };
     }

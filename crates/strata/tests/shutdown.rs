@@ -125,3 +125,63 @@ fn a_panic_is_logged_captured_and_everything_before_it_flushed() {
         "{errors:?}"
     );
 }
+
+/// An alert route whose webhook never answers, and OTLP to a collector that never answers.
+#[test]
+fn child_stuck() {
+    if !is_child("child_stuck") {
+        return;
+    }
+    let hole = std::env::var("CHILD_HOLE").unwrap();
+    let routes = strata::router::RouterConfig::from_toml(&format!(
+        "[[route]]\nsink = \"webhook\"\nurl = \"http://{hole}/hook\"\n"
+    ))
+    .unwrap();
+    let guard = strata::builder()
+        .with_writer(std::io::sink)
+        .with_router(routes)
+        .with_shutdown_timeout(std::time::Duration::from_secs(1))
+        .try_init()
+        .unwrap();
+    tracing::error!("an alert that cannot be delivered");
+    strata::critical!("and a page");
+    let started = std::time::Instant::now();
+    drop(guard);
+    println!("SHUTDOWN_MS {}", started.elapsed().as_millis());
+}
+
+#[test]
+fn shutdown_gives_up_on_a_destination_that_never_answers_within_its_timeout() {
+    let hole = strata_testkit::BlackHole::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_child(
+        "child_stuck",
+        dir.path(),
+        &[
+            ("CHILD_HOLE", hole.addr().to_string()),
+            (
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                format!("http://{}", hole.addr()),
+            ),
+            (
+                "STRATA_ERRORS_DB",
+                dir.path().join("errors.db").display().to_string(),
+            ),
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let ms: u64 = stdout
+        .lines()
+        .find_map(|l| l.split("SHUTDOWN_MS ").nth(1))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no timing: {stdout}"));
+    // A 1 s timeout, not the sinks' own (10 s for alerts, 5 s for OTLP): bounded, with slack
+    // for a loaded machine.
+    assert!(ms < 4_000, "shutdown took {ms} ms");
+    assert!(
+        stderr.contains("did not flush within the shutdown timeout"),
+        "{stderr}"
+    );
+}
