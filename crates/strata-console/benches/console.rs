@@ -79,7 +79,9 @@ fn event_in_2_spans(c: &mut Criterion) {
     ];
     for (name, d) in &configs {
         tracing::dispatcher::with_default(d, || {
-            in_two_spans(|| g.bench_function(*name, |b| b.iter(the_event)));
+            in_two_spans(|| {
+                g.bench_function(*name, |b| b.iter(the_event));
+            });
         });
     }
     g.finish();
