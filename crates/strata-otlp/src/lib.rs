@@ -892,7 +892,19 @@ impl OtlpGuard {
     /// exported, so exporting never exports itself (checked off the hot path: spans on the
     /// export thread, events before a record is built; a per-layer filter costs every
     /// application span ~470 instructions). Does nothing when export is off.
+    ///
+    /// The same as [`OtlpGuard::traces_layer`] then [`OtlpGuard::logs_layer`]; use those two to
+    /// filter log records like log lines (production: WARN and up) while every span is traced.
     pub fn layer<S>(&self) -> impl Layer<S> + Send + Sync + 'static + use<S>
+    where
+        S: Subscriber + for<'a> LookupSpan<'a> + Send + Sync,
+    {
+        Layer::<S>::and_then(self.traces_layer(), self.logs_layer())
+    }
+
+    /// Traces only: tracing-opentelemetry's layer and the bridge of its IDs into strata's span
+    /// store (see [`OtlpGuard::layer`]).
+    pub fn traces_layer<S>(&self) -> impl Layer<S> + Send + Sync + 'static + use<S>
     where
         S: Subscriber + for<'a> LookupSpan<'a> + Send + Sync,
     {
@@ -906,11 +918,18 @@ impl OtlpGuard {
         let ids = TraceIds {
             enabled: traces.is_some(),
         };
-        let logs = self
-            .logger
+        Layer::<S>::and_then(traces, ids)
+    }
+
+    /// Log records only: events as OpenTelemetry log records with their span's trace context
+    /// (see [`OtlpGuard::layer`]); give it the log lines' per-layer filter.
+    pub fn logs_layer<S>(&self) -> impl Layer<S> + Send + Sync + 'static + use<S>
+    where
+        S: Subscriber + for<'a> LookupSpan<'a> + Send + Sync,
+    {
+        self.logger
             .as_ref()
-            .map(opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge::new);
-        Layer::<S>::and_then(traces, ids).and_then(logs)
+            .map(opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge::new)
     }
 
     /// The meter provider exporting to the same place as traces, every

@@ -26,7 +26,8 @@ use crate::{InitError, Profile};
 /// config file and the profile (see the [crate documentation](crate#configuration)).
 #[must_use = "a builder does nothing until `init` or `try_init` is called"]
 pub struct Builder {
-    profile: Option<(Option<Profile>, String)>,
+    /// The profile, the name given, and the setter that gave it.
+    profile: Option<(Option<Profile>, String, &'static str)>,
     config_file: Option<Option<PathBuf>>,
     service: Option<String>,
     version: Option<String>,
@@ -108,14 +109,18 @@ impl fmt::Debug for Builder {
 impl Builder {
     /// Sets the profile (overrides `STRATA_ENV` and the file's `env`).
     pub fn with_profile(mut self, profile: Profile) -> Self {
-        self.profile = Some((Some(profile), profile.name().to_owned()));
+        self.profile = Some((
+            Some(profile),
+            profile.name().to_owned(),
+            "Builder::with_profile",
+        ));
         self
     }
 
     /// Sets the profile by name (`production`, `prod`…), checked by [`Builder::try_init`].
     pub fn with_env(mut self, env: impl Into<String>) -> Self {
         let name = env.into();
-        self.profile = Some((Profile::from_name(&name), name));
+        self.profile = Some((Profile::from_name(&name), name, "Builder::with_env"));
         self
     }
 
@@ -334,16 +339,15 @@ impl Builder {
             "env",
             self.profile
                 .as_ref()
-                .map(|(p, name)| {
-                    p.ok_or_else(|| ConfigError::Invalid {
+                .map(|(p, name, setter)| {
+                    p.map(|p| (p, *setter)).ok_or_else(|| ConfigError::Invalid {
                         key: "env".to_owned(),
-                        origin: Source::Code("Builder::with_env"),
+                        origin: Source::Code(setter),
                         value: format!("{name:?}"),
                         expected: crate::profile::PROFILE_NAMES.to_owned(),
                     })
                 })
-                .transpose()?
-                .map(|p| (p, "Builder::with_profile")),
+                .transpose()?,
             &["STRATA_ENV"],
             config::p_profile,
             (Profile::Development, Source::Default),
@@ -814,18 +818,25 @@ impl Builder {
         #[cfg(not(feature = "capture"))]
         let capture_layer: Option<tracing_subscriber::layer::Identity> = None;
 
+        // Every span is traced; log records follow the log filter, like log lines.
         #[cfg(feature = "otlp")]
-        let otlp_layer = if cfg.otlp.enabled {
+        let (otlp_layer, otlp_logs) = if cfg.otlp.enabled {
             let guard = Arc::new(self.start_otlp(&cfg, redaction.clone())?);
             strata_otlp::install_propagation();
-            let layer = guard.layer();
+            let layers = (
+                Some(guard.traces_layer()),
+                Some(guard.logs_layer().with_filter(log_filter(&cfg.log.level))),
+            );
             parts.set_otlp(guard);
-            Some(layer)
+            layers
         } else {
-            None
+            (None, None)
         };
         #[cfg(not(feature = "otlp"))]
-        let otlp_layer: Option<tracing_subscriber::layer::Identity> = None;
+        let (otlp_layer, otlp_logs): (
+            Option<tracing_subscriber::layer::Identity>,
+            Option<tracing_subscriber::layer::Identity>,
+        ) = (None, None);
 
         #[cfg(feature = "metrics")]
         let metrics_layer = if cfg.metrics.enabled {
@@ -888,6 +899,7 @@ impl Builder {
         tracing_subscriber::registry()
             .with(strata_core::StoreLayer::new())
             .with(otlp_layer)
+            .with(otlp_logs)
             .with(json_layer)
             .with(console_layer)
             .with(router_layer)

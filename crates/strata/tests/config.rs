@@ -157,10 +157,7 @@ listen = "127.0.0.1:0"
         .resolve()
         .unwrap();
     assert_eq!(c.profile, Profile::Development);
-    assert_eq!(
-        c.source("env"),
-        Some(&Source::Code("Builder::with_profile"))
-    );
+    assert_eq!(c.source("env"), Some(&Source::Code("Builder::with_env")));
     assert_eq!(
         (c.service.as_str(), c.log.level.as_str()),
         ("from-code", "error")

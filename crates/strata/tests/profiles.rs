@@ -90,6 +90,28 @@ fn run(profile: &str) -> Run {
     }
 }
 
+/// The severity and body of every log record in the local OTLP/JSON file.
+fn log_records(telemetry: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for line in telemetry.lines() {
+        let v: Value = serde_json::from_str(line).unwrap();
+        for rl in v["resourceLogs"].as_array().into_iter().flatten() {
+            for sl in rl["scopeLogs"].as_array().into_iter().flatten() {
+                for r in sl["logRecords"].as_array().into_iter().flatten() {
+                    out.push((
+                        r["severityText"].as_str().unwrap_or_default().to_owned(),
+                        r["body"]["stringValue"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_owned(),
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
 fn json_lines(text: &str) -> Vec<Value> {
     text.lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
@@ -110,7 +132,12 @@ fn sees_everything(r: &Run) {
         "the request span: {}",
         r.telemetry
     );
-    assert!(r.telemetry.contains("cart shown"), "the INFO log record");
+    assert!(
+        log_records(&r.telemetry)
+            .iter()
+            .any(|(_, body)| body == "cart shown"),
+        "the INFO log record"
+    );
     assert_eq!(r.errors.len(), 1, "{:?}", r.errors);
     assert!(r.errors[0].contains("payment failed"));
     assert!(r.errors[0].contains("cart shown"), "the INFO breadcrumb");
@@ -187,5 +214,14 @@ fn production_logs_warn_and_up_but_traces_metrics_and_capture_see_the_request() 
     assert!(
         r.errors[0].contains("cart shown"),
         "breadcrumbs below the log level"
+    );
+    // Log records follow the log level, like log lines.
+    let records = log_records(&r.telemetry);
+    assert!(
+        !records.is_empty()
+            && records
+                .iter()
+                .all(|(level, _)| level == "WARN" || level == "ERROR"),
+        "{records:?}"
     );
 }
