@@ -157,6 +157,8 @@ pub(crate) struct Ring {
     cap: usize,
     /// Breadcrumbs written so far.
     pushed: u64,
+    /// Errors captured in this request so far.
+    pub(crate) captured: u32,
 }
 
 impl Ring {
@@ -166,6 +168,7 @@ impl Ring {
             next: 0,
             cap: cap.max(1),
             pushed: 0,
+            captured: 0,
         }
     }
 

@@ -159,6 +159,14 @@ thread_local! {
     static SCRATCH: std::cell::RefCell<Crumb> = const { std::cell::RefCell::new(Crumb::empty()) };
 }
 
+/// Whether an event comes from the HTTP middleware's access line (strata-request-id's server
+/// writes no other ERROR): not captured when its request already captured an error, so a failed
+/// request makes one issue, not two — and a request that failed without logging why (a bare
+/// 500) is still captured through its access line.
+fn is_access_line(target: &str) -> bool {
+    target == "strata_request_id::server"
+}
+
 /// The request ring of `span`, if it is in a request.
 fn ring_of<S>(span: Option<&SpanRef<'_, S>>) -> Option<SharedRing>
 where
@@ -227,6 +235,14 @@ impl CaptureLayer {
             // Expected outcomes are history, not issues.
             shared.counters.business.fetch_add(1, Ordering::Relaxed);
             return;
+        }
+        if let Some(r) = &ring {
+            let mut r = lock(r);
+            if r.captured > 0 && is_access_line(meta.target()) {
+                // The request's own error says why; its access line only that it failed.
+                return;
+            }
+            r.captured += 1;
         }
         let mut request = RequestContext::default();
         let mut fields = Map::new();

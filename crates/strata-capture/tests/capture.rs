@@ -186,6 +186,36 @@ fn breadcrumbs_belong_to_their_request_and_business_errors_are_only_breadcrumbs(
 }
 
 #[test]
+fn a_failed_request_is_one_issue_and_a_bare_500_is_still_captured() {
+    let s = Setup::new(|c| c);
+    s.run(|| {
+        // The handler logs why; the middleware's access line then says the request failed.
+        tracing::info_span!("request", request_id = "a").in_scope(|| {
+            tracing::error!("payment gateway timed out");
+            tracing::error!(target: "strata_request_id::server", event = "http_request", status_code = 502_u64, "request failed");
+        });
+        // A handler that answered 500 without logging anything: the access line is all there is.
+        tracing::info_span!("request", request_id = "b").in_scope(|| {
+            tracing::error!(target: "strata_request_id::server", event = "http_request", status_code = 500_u64, "request failed");
+        });
+    });
+    let events = s.events();
+    let mut seen: Vec<(&str, Option<&str>)> = events
+        .iter()
+        .map(|e| (e.message.as_str(), e.request.request_id.as_deref()))
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            ("payment gateway timed out", Some("a")),
+            ("request failed", Some("b"))
+        ],
+        "{events:#?}"
+    );
+}
+
+#[test]
 fn requests_inside_a_long_lived_span_keep_their_own_breadcrumbs() {
     let s = Setup::new(|c| c);
     s.run(|| {

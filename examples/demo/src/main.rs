@@ -65,6 +65,8 @@ async fn main() {
         [[route]]
         sink = "webhook"
         url = "http://{hook}/alerts"
+        # the errors themselves, not the access lines saying a request failed
+        exclude_targets = ["strata_request_id"]
         escalate_after = 3
         escalate_window = "1m"
         "#
