@@ -29,7 +29,9 @@
 //! ```
 //!
 //! Business-class errors (see [`strata_core::ErrorClass`]) are kept as breadcrumbs, not
-//! issues. Everything after the caller has gathered the event — resolving the stack,
+//! issues. A failed request is one issue: strata-request-id's access line for a 5xx is captured
+//! only when the request captured no error of its own (a handler that answered 500 without
+//! logging why). Everything after the caller has gathered the event — resolving the stack,
 //! redaction, the before-send hook, the store and the network — happens on the capture thread,
 //! behind a bounded queue whose drops are counted.
 //!
