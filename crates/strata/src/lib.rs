@@ -3,6 +3,8 @@
 //! production — calls for, and returns one guard that flushes them all.
 //!
 //! ```
+//! # let dir = tempfile::tempdir()?; // the local outputs (.strata/) go to a scratch directory
+//! # std::env::set_current_dir(dir.path())?;
 //! let _guard = strata::builder()
 //!     .with_service("payment_api")
 //!     .with_version(env!("CARGO_PKG_VERSION"))
@@ -14,7 +16,7 @@
 //! tracing::info!(event = "charge_created", duration_ms = 142, "Payment successful");
 //! tracing::warn!(password = "hunter2", "masked in staging and production");
 //! strata::critical!("database unreachable");
-//! # Ok::<(), strata::InitError>(())
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
 //! # Profiles
