@@ -10,6 +10,8 @@ fn one_init_composes_json_otlp_and_metrics() {
     let receiver = OtlpReceiver::start().unwrap();
     let metrics = strata_metrics::Metrics::new();
     let guard = strata::builder()
+        .without_config_file()
+        .with_capture_enabled(false)
         .with_service("shop")
         .with_otlp(
             strata_otlp::Otlp::new()
