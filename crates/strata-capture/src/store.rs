@@ -15,7 +15,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use crate::event::ErrorEvent;
 use crate::worker::{Counters, Output};
@@ -156,6 +156,54 @@ impl LocalStore {
             conn,
             path,
             release: release.to_owned(),
+            events_per_group: 10,
+            max_events: 2000,
+            max_groups: 5000,
+        })
+    }
+
+    /// Opens an existing store to read it, changing nothing: no directory, file or table is
+    /// created and no release is recorded — unlike [`LocalStore::open`], whose release counts
+    /// from then on when deciding whether a group that comes back is a regression. For tools
+    /// that only show the store (`strata errors`); [`LocalStore::record`] on it fails. (Like
+    /// any reader of a SQLite database in WAL mode, it may leave the `-wal` and `-shm` side
+    /// files beside it; they hold no data of their own.)
+    ///
+    /// ```
+    /// use strata_capture::LocalStore;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("errors.db");
+    /// assert!(LocalStore::open_read_only(&path).is_err(), "nothing to read yet");
+    /// assert!(!path.exists(), "and nothing was created");
+    /// drop(LocalStore::open(&path, "1.4.2")?);
+    /// assert!(LocalStore::open_read_only(&path)?.groups()?.is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// When the file does not exist, cannot be read, or is not a strata error store.
+    pub fn open_read_only(path: impl AsRef<Path>) -> Result<LocalStore, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let err = |source| StoreError {
+            path: path.clone(),
+            source,
+        };
+        let conn = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(err)?;
+        // Not a database, or not ours: say so now rather than at the first query.
+        conn.prepare("SELECT id FROM groups, events WHERE group_id = id LIMIT 0")
+            .map_err(err)?;
+        Ok(LocalStore {
+            conn,
+            path,
+            release: String::new(),
             events_per_group: 10,
             max_events: 2000,
             max_groups: 5000,
@@ -401,5 +449,75 @@ impl Output for StoreOutput {
 
     fn flush(&mut self, _deadline: Instant) {
         // Every record is its own committed transaction.
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(fingerprint: &str, at_ms: i64) -> ErrorEvent {
+        serde_json::from_value(serde_json::json!({
+            "event_id": format!("{at_ms:032x}"),
+            "timestamp": "2026-11-25T00:00:00.000000Z",
+            "unix_ms": at_ms,
+            "level": "ERROR",
+            "message": "order failed",
+            "target": "shop::orders",
+            "fingerprint": fingerprint,
+        }))
+        .unwrap()
+    }
+
+    fn releases(path: &Path) -> Vec<String> {
+        let conn = Connection::open(path).unwrap();
+        let mut stmt = conn
+            .prepare("SELECT name FROM releases ORDER BY name")
+            .unwrap();
+        stmt.query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    #[test]
+    fn read_only_reads_and_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub").join("errors.db");
+        let missing = LocalStore::open_read_only(&path).unwrap_err();
+        assert!(missing.to_string().contains("errors.db"), "{missing}");
+        assert!(!dir.path().join("sub").exists(), "no directory created");
+
+        let t0 = 1_700_000_000_000;
+        let mut writer = LocalStore::open_at(&path, "1.0", t0).unwrap();
+        writer.record(&event("aaaa", t0 + 1)).unwrap();
+        drop(writer);
+
+        let mut reader = LocalStore::open_read_only(&path).unwrap();
+        let groups = reader.groups().unwrap();
+        assert_eq!(groups.len(), 1);
+        assert_eq!((groups[0].id.as_str(), groups[0].count), ("aaaa", 1));
+        let (_, events) = reader.group("aaaa").unwrap().unwrap();
+        assert_eq!(events[0].unix_ms, t0 + 1);
+        assert!(reader.record(&event("bbbb", t0 + 2)).is_err(), "read only");
+        drop(reader);
+        assert_eq!(releases(&path), ["1.0"], "no release recorded");
+
+        // Read while a writer has it open (WAL), and see what it writes.
+        let mut writer = LocalStore::open_at(&path, "1.0", t0).unwrap();
+        let reader = LocalStore::open_read_only(&path).unwrap();
+        writer.record(&event("aaaa", t0 + 3)).unwrap();
+        assert_eq!(reader.groups().unwrap()[0].count, 2);
+
+        let text = dir.path().join("notes.txt");
+        std::fs::write(&text, "not a database at all, only some words in a file").unwrap();
+        assert!(LocalStore::open_read_only(&text).is_err());
+        let other = dir.path().join("other.db");
+        Connection::open(&other)
+            .unwrap()
+            .execute_batch("CREATE TABLE t (x INTEGER)")
+            .unwrap();
+        let e = LocalStore::open_read_only(&other).unwrap_err();
+        assert!(e.to_string().contains("no such table"), "{e}");
     }
 }

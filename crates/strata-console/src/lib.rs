@@ -72,6 +72,7 @@ use std::time::SystemTime;
 pub use render::{
     Cause, Chain, Clean, ErrorView, Frame, Line, MAX_VALUE_LEN, Style, Value, render,
 };
+pub use stack::backtrace_frames;
 
 use smallvec::SmallVec;
 use strata_core::redact::Redaction;

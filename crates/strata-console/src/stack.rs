@@ -104,6 +104,62 @@ fn is_foreign_file(file: &std::path::Path) -> bool {
     })
 }
 
+/// The application's frames of a backtrace printed by `std::backtrace::Backtrace` (the text
+/// strata-capture's panic hook puts in a line's `backtrace` field): `  N: function` lines, each
+/// optionally followed by `at file:line:column`. Innermost first, the standard library, the
+/// runtime and the logging machinery left out, at most twelve; borrowed from `text`.
+///
+/// ```
+/// let text = "   0: std::panicking::begin_panic\n             at /rustc/abc/library/std/src/panicking.rs:1:1\n   1: shop::orders::place\n             at src/orders.rs:41:5\n   2: tokio::runtime::task::raw::poll\n";
+/// let frames = strata_console::backtrace_frames(text);
+/// assert_eq!(frames.len(), 1);
+/// assert_eq!(frames[0].function, "shop::orders::place");
+/// assert_eq!((frames[0].file, frames[0].line), (Some("src/orders.rs"), Some(41)));
+/// ```
+pub fn backtrace_frames(text: &str) -> Vec<Frame<'_>> {
+    let mut out: Vec<Frame<'_>> = Vec::new();
+    let mut lines = text.lines().peekable();
+    while let Some(line) = lines.next() {
+        let Some((index, function)) = line.trim_start().split_once(": ") else {
+            continue;
+        };
+        if index.is_empty() || !index.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let mut file = None;
+        let mut at_line = None;
+        if let Some(at) = lines
+            .peek()
+            .and_then(|l| l.trim_start().strip_prefix("at "))
+        {
+            lines.next();
+            // `file:line:column`; a file name may itself hold colons.
+            let mut parts = at.rsplitn(3, ':');
+            let (col, ln, path) = (parts.next(), parts.next(), parts.next());
+            match (path, ln.and_then(|l| l.parse().ok()), col) {
+                (Some(p), Some(l), Some(_)) => {
+                    file = Some(p);
+                    at_line = Some(l);
+                }
+                _ => file = Some(at),
+            }
+        }
+        let function = function.trim();
+        if !is_app(function) || file.is_some_and(|f| is_foreign_file(std::path::Path::new(f))) {
+            continue;
+        }
+        out.push(Frame {
+            function,
+            file,
+            line: at_line,
+        });
+        if out.len() == MAX_FRAMES {
+            break;
+        }
+    }
+    out
+}
+
 /// The application's frames of the current stack, innermost first, at most [`MAX_FRAMES`].
 pub(crate) fn capture() -> Vec<OwnedFrame> {
     let cwd = std::env::current_dir().ok();
