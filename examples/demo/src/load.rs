@@ -95,34 +95,33 @@ pub(crate) async fn run(base: String, customers: usize, duration: Duration) -> R
     for c in 0..customers {
         let client = client.clone();
         let base = base.clone();
-        tasks.push(tokio::spawn(
-            async move {
-                let mut rng = fastrand::Rng::with_seed(c as u64 + 1);
-                let mut results = Results::default();
-                while started.elapsed() < duration {
-                    let at = started.elapsed();
-                    let body = order(&mut rng, at >= outage.0 && at < outage.1);
-                    let t = Instant::now();
-                    let answer = call(
-                        &client,
-                        http::Method::POST,
-                        format!("{base}/orders"),
-                        Some(body),
-                    )
-                    .await;
-                    results
-                        .latencies_ms
-                        .push(t.elapsed().as_secs_f64() * 1000.0);
-                    match answer {
-                        Ok((status, _)) => *results.statuses.entry(status).or_default() += 1,
-                        Err(_) => results.failed_calls += 1,
-                    }
-                    tokio::time::sleep(Duration::from_millis(rng.u64(5..40))).await;
-                }
+        tasks.push(tokio::spawn(async move {
+            let mut rng = fastrand::Rng::with_seed(c as u64 + 1);
+            let mut results = Results::default();
+            while started.elapsed() < duration {
+                let at = started.elapsed();
+                let body = order(&mut rng, at >= outage.0 && at < outage.1);
+                let t = Instant::now();
+                let answer = call(
+                    &client,
+                    http::Method::POST,
+                    format!("{base}/orders"),
+                    Some(body),
+                )
+                // One trace per order, started by the customer.
+                .instrument(tracing::info_span!(parent: None, "place_order", customer = c))
+                .await;
                 results
+                    .latencies_ms
+                    .push(t.elapsed().as_secs_f64() * 1000.0);
+                match answer {
+                    Ok((status, _)) => *results.statuses.entry(status).or_default() += 1,
+                    Err(_) => results.failed_calls += 1,
+                }
+                tokio::time::sleep(Duration::from_millis(rng.u64(5..40))).await;
             }
-            .instrument(tracing::info_span!("customer", customer = c)),
-        ));
+            results
+        }));
     }
     let mut all = Results::default();
     for t in tasks {

@@ -163,13 +163,26 @@ fn summary(
 ) -> Value {
     let cfg = guard.config();
     let requests = r.requests();
-    // The local store's groups (with a DSN, the groups are the server's to show).
+    // The local store's groups (with a DSN, the groups are the server's to show), and the
+    // request and trace of the top group's latest event: where a person starts looking.
+    let mut example = json!({});
     let groups: Vec<Value> = if cfg.capture.enabled && cfg.capture.dsn.is_none() {
-        let version = cfg.version.as_deref().unwrap_or("unknown");
-        let mut gs = strata::capture::LocalStore::open(&cfg.capture.store, version)
-            .and_then(|s| s.groups())
+        let store = strata::capture::LocalStore::open_read_only(&cfg.capture.store).ok();
+        let mut gs = store
+            .as_ref()
+            .and_then(|s| s.groups().ok())
             .unwrap_or_default();
         gs.sort_by_key(|g| std::cmp::Reverse(g.count));
+        if let (Some(store), Some(top)) = (&store, gs.first())
+            && let Ok(Some((_, events))) = store.group(&top.id)
+            && let Some(latest) = events.iter().max_by_key(|e| e.unix_ms)
+        {
+            example = json!({
+                "group": top.id,
+                "request_id": latest.request.request_id,
+                "trace_id": latest.request.trace_id,
+            });
+        }
         gs.iter()
             .take(5)
             .map(|g| json!({ "id": g.id, "title": g.title, "level": g.level, "count": g.count }))
@@ -207,6 +220,7 @@ fn summary(
             "telemetry_dropped_total": metric_sum(exposition, "strata_telemetry_dropped_total"),
         },
         "error_groups": groups,
+        "example": example,
         "alerts": alerts.iter().map(|a| json!({
             "kind": a["kind"], "severity": a["severity"], "title": a["title"],
             "occurrences": a["occurrences"],
@@ -288,16 +302,36 @@ fn render(s: &Value) -> String {
     for (k, v) in s["outputs"].as_object().into_iter().flatten() {
         line(format!("  {k:<7} {}", v.as_str().unwrap_or("")));
     }
-    line("how to look at it:".to_owned());
     line(
-        "  jq -c 'select(.level == \"ERROR\" or .level == \"CRITICAL\")' .strata/logs/shop.*.log"
+        "how to look at it (`cargo install --path crates/strata-cli` puts `strata` on the PATH):"
             .to_owned(),
     );
-    line("  jq -c 'select(.request_id == \"<id>\")' .strata/logs/shop.*.log   # one request, across services".to_owned());
-    line(
-        "  sqlite3 .strata/errors.db 'select count, level, title from groups order by count desc'"
-            .to_owned(),
-    );
+    let strata = "cargo run -q -p strata-cli --";
+    line(format!(
+        "  {strata} pretty .strata/logs/shop.log --level warn     # the log, for people"
+    ));
+    line(format!(
+        "  {strata} errors                                        # the error groups"
+    ));
+    let ex = &s["example"];
+    if let Some(group) = ex["group"].as_str() {
+        line(format!(
+            "  {strata} errors show {group}                  # the top group's latest event"
+        ));
+    }
+    if let Some(id) = ex["request_id"].as_str() {
+        line(format!(
+            "  {strata} pretty .strata/logs/shop.log --request-id {id}   # that request, every service"
+        ));
+    }
+    match ex["trace_id"].as_str() {
+        Some(id) => line(format!(
+            "  {strata} trace --trace-id {id}   # its trace as a waterfall"
+        )),
+        None => line(format!(
+            "  {strata} trace --last                    # the latest trace as a waterfall"
+        )),
+    }
     line("  Jaeger: see examples/jaeger, then OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4317 cargo run -p example-demo".to_owned());
     out
 }
