@@ -241,7 +241,9 @@ fn the_demo_produces_every_output_with_no_server() {
         "top error groups:",
         "alerts that fired:",
         "where everything went:",
-        "how to look at it:",
+        "how to look at it",
+        "strata-cli -- errors show ",
+        "strata-cli -- trace --trace-id ",
     ] {
         assert!(
             r.stderr.contains(needle),
