@@ -4,6 +4,8 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+mod golden;
+
 fn check(dir: &Path, envs: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_strata"));
     cmd.args(["config", "check"]).current_dir(dir);
@@ -77,4 +79,20 @@ fn an_invalid_value_exits_1_naming_the_key() {
         err.contains("STRATA_REDACT") && err.contains("sometimes"),
         "{err}"
     );
+}
+
+#[test]
+fn the_effective_configuration_reads_like_this() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("strata.toml"),
+        "env = \"staging\"\nservice = \"shop\"\nversion = \"1.4.2\"\n\n[log]\nlevel = \"info,sqlx=warn\"\n\n[redaction]\nfields = [\"pin\"]\n\n[otlp]\nendpoint = \"http://collector:4317\"\nheaders = { \"x-api-key\" = \"hidden\" }\n\n[[router.route]]\nsink = \"file\"\ndir = \"logs\"\n",
+    )
+    .unwrap();
+    let out = check(
+        dir.path(),
+        &[("SENTRY_DSN", "https://key123@errors.example.com/4")],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    golden::snapshot("config_check.txt", &String::from_utf8(out.stdout).unwrap());
 }
