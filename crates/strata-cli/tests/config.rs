@@ -93,6 +93,10 @@ fn the_effective_configuration_reads_like_this() {
         dir.path(),
         &[("SENTRY_DSN", "https://key123@errors.example.com/4")],
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     golden::snapshot("config_check.txt", &String::from_utf8(out.stdout).unwrap());
 }
