@@ -99,7 +99,9 @@ async fn main() {
         next_order: Arc::new(AtomicU64::new(1)),
         attempts: Arc::new(AtomicU64::new(0)),
         queue: metrics.worker("fulfilment"),
+        business: shop::Business::default(),
     };
+    state.business.register(&metrics);
     let app = shop::app(state, &metrics);
     let server = tokio::spawn(async move {
         axum::serve(listener, app).await.expect("the shop serves");
@@ -217,6 +219,7 @@ fn summary(
             "endpoint": format!("http://{addr}/metrics"),
             "http_server_requests_total": metric_sum(exposition, "http_server_requests_total"),
             "jobs_total": metric_sum(exposition, "jobs_total"),
+            "shop_orders_total": metric_sum(exposition, "shop_orders_total"),
             "telemetry_dropped_total": metric_sum(exposition, "strata_telemetry_dropped_total"),
         },
         "error_groups": groups,

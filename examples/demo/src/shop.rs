@@ -11,6 +11,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use strata::request_id::{JobContext, PropagateLayer, RequestIdLayer};
@@ -139,6 +141,34 @@ pub(crate) struct Shop {
     pub(crate) attempts: Arc<AtomicU64>,
     /// The queue's metrics.
     pub(crate) queue: strata::metrics::WorkerMetrics,
+    /// The shop's own business metrics, exposed with strata's.
+    pub(crate) business: Business,
+}
+
+/// `shop_orders_total{outcome}` and `shop_payments_total{outcome}`: what the business
+/// dashboard (docs/dashboards/business.json) reads.
+#[derive(Clone, Default)]
+pub(crate) struct Business {
+    orders: Family<Vec<(String, String)>, Counter>,
+    payments: Family<Vec<(String, String)>, Counter>,
+}
+
+impl Business {
+    /// Registers the counters with strata's metrics.
+    pub(crate) fn register(&self, metrics: &strata::metrics::Metrics) {
+        metrics.register("shop_orders", "Orders, by outcome", self.orders.clone());
+        metrics.register(
+            "shop_payments",
+            "Payments, by outcome",
+            self.payments.clone(),
+        );
+    }
+
+    fn count(family: &Family<Vec<(String, String)>, Counter>, outcome: &str) {
+        family
+            .get_or_create(&vec![("outcome".to_owned(), outcome.to_owned())])
+            .inc();
+    }
 }
 
 /// The shop's routes, behind strata's request-ID middleware.
@@ -197,11 +227,25 @@ pub(crate) async fn call(
     Ok((status, body))
 }
 
-/// `POST /orders`: validate, check the stock, charge, queue the fulfilment.
+/// `POST /orders`, counted by outcome.
 async fn place_order(
     State(shop): State<Shop>,
     Json(order): Json<OrderRequest>,
 ) -> (StatusCode, Json<Value>) {
+    let orders = shop.business.orders.clone();
+    let answer = order_flow(shop, order).await;
+    let outcome = match answer.0 {
+        StatusCode::CREATED => "placed",
+        StatusCode::UNPROCESSABLE_ENTITY => "invalid",
+        StatusCode::NOT_FOUND => "unknown_sku",
+        _ => "failed",
+    };
+    Business::count(&orders, outcome);
+    answer
+}
+
+/// Validates the order, checks the stock, charges, queues the fulfilment.
+async fn order_flow(shop: Shop, order: OrderRequest) -> (StatusCode, Json<Value>) {
     let user = 1000 + order.qty as u64 * 7 + order.sku.len() as u64;
     strata::request_id::record_user(user);
     debug!(sku = %order.sku, qty = order.qty, "order received");
@@ -293,9 +337,22 @@ async fn stock(Path(sku): Path<String>) -> (StatusCode, Json<Value>) {
     (StatusCode::OK, Json(json!({ "sku": sku, "available": 42 })))
 }
 
-/// `POST /payments`: charges through the payment gateway (simulated), retrying timeouts with
-/// exponential backoff.
+/// `POST /payments`, counted by outcome.
 async fn pay(State(shop): State<Shop>, Json(payment): Json<Value>) -> (StatusCode, Json<Value>) {
+    let payments = shop.business.payments.clone();
+    let answer = charge(shop, payment).await;
+    let outcome = if answer.0 == StatusCode::OK {
+        "paid"
+    } else {
+        "failed"
+    };
+    Business::count(&payments, outcome);
+    answer
+}
+
+/// Charges through the payment gateway (simulated), retrying timeouts with exponential
+/// backoff.
+async fn charge(shop: Shop, payment: Value) -> (StatusCode, Json<Value>) {
     // The card number reaches the logs only masked (the profile's redaction).
     info!(card_number = %payment["card_number"].as_str().unwrap_or_default(), "charging");
     let gateway = payment["gateway"].as_str().unwrap_or("ok").to_owned();

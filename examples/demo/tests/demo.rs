@@ -212,6 +212,12 @@ fn the_demo_produces_every_output_with_no_server() {
     let counted = s["metrics"]["http_server_requests_total"].as_f64().unwrap();
     assert!(counted >= requests, "{counted} < {requests}");
     assert!(s["metrics"]["jobs_total"].as_f64().unwrap() >= 1.0, "{s}");
+    // The shop's own business counter, exposed with strata's: one per order sent.
+    assert_eq!(
+        s["metrics"]["shop_orders_total"].as_f64().unwrap(),
+        requests,
+        "{s}"
+    );
     let (p50, p95, p99) = (
         s["latency_ms"]["p50"].as_f64().unwrap(),
         s["latency_ms"]["p95"].as_f64().unwrap(),
