@@ -9,15 +9,7 @@ mod golden;
 fn check(dir: &Path, envs: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_strata"));
     cmd.args(["config", "check"]).current_dir(dir);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("STRATA_")
-            || k.starts_with("OTEL_")
-            || k == "RUST_LOG"
-            || k == "SENTRY_DSN"
-        {
-            cmd.env_remove(k);
-        }
-    }
+    strata_testkit::scrub_env(&mut cmd);
     for (k, v) in envs {
         cmd.env(k, v);
     }

@@ -55,5 +55,24 @@ mod otlp;
 
 #[cfg(feature = "bugsink")]
 pub use bugsink::Bugsink;
+
+/// Removes from `cmd`'s environment every variable that would configure strata in the child —
+/// `STRATA_*` (but the test suite's own `STRATA_REQUIRE_BACKENDS`, `STRATA_PYTHON` and
+/// `STRATA_CACHE`), `OTEL_*`, `RUST_LOG`, `SENTRY_DSN` — so a test's child process starts from
+/// strata's defaults whatever the developer's shell exports.
+pub fn scrub_env(cmd: &mut std::process::Command) -> &mut std::process::Command {
+    const KEEP: &[&str] = &["STRATA_REQUIRE_BACKENDS", "STRATA_PYTHON", "STRATA_CACHE"];
+    for (k, _) in std::env::vars_os() {
+        let Some(k) = k.to_str() else { continue };
+        if (k.starts_with("STRATA_") && !KEEP.contains(&k))
+            || k.starts_with("OTEL_")
+            || k == "RUST_LOG"
+            || k == "SENTRY_DSN"
+        {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
+}
 #[cfg(feature = "otlp")]
 pub use otlp::*;

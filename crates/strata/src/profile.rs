@@ -8,7 +8,7 @@ use std::str::FromStr;
 ///
 /// | setting | development | staging | production |
 /// |---|---|---|---|
-/// | log level (`log.level`) | `debug` | `info` | `warn` |
+/// | log level (`log.level`) | `debug` (`h2`, `hyper`, `tonic`, `rustls` at `info`) | `info` | `warn` |
 /// | log format (`log.format`) | `console` (coloured on a terminal) | `json` | `json` |
 /// | file and line in lines (`log.file_line`) | on | off | off |
 /// | stack frames under ERROR console lines (`log.backtraces`) | on | off | off |
@@ -61,7 +61,11 @@ impl Profile {
 
     pub(crate) const fn log_level(self) -> &'static str {
         match self {
-            Profile::Development => "debug",
+            // DEBUG for the application; the network stack's DEBUG (HTTP/2 frames, connection
+            // pool churn) would bury it, most of all once OTLP export is on.
+            Profile::Development => {
+                "debug,h2=info,hyper=info,hyper_util=info,tonic=info,rustls=info"
+            }
             Profile::Staging => "info",
             Profile::Production => "warn",
         }

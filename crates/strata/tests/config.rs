@@ -86,7 +86,11 @@ listen = "127.0.0.1:0"
     // The profile's defaults: development.
     let c = builder().without_config_file().resolve().unwrap();
     assert_eq!(c.profile, Profile::Development);
-    assert_eq!(c.log.level, "debug");
+    assert!(
+        c.log.level.starts_with("debug,") && c.log.level.contains("h2=info"),
+        "DEBUG for the application, not the network stack: {}",
+        c.log.level
+    );
     assert_eq!(c.log.format, LogFormat::Console);
     assert!(!c.redaction.enabled && c.capture.enabled && c.otlp.enabled);
     assert_eq!(c.otlp.sample_ratio, None);

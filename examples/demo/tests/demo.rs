@@ -24,15 +24,7 @@ fn run(envs: &[(&str, &str)]) -> Run {
     cmd.current_dir(dir.path())
         .env("DEMO_SECONDS", "3")
         .env("DEMO_SUMMARY", &summary);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("STRATA_")
-            || k.starts_with("OTEL_")
-            || k == "RUST_LOG"
-            || k == "SENTRY_DSN"
-        {
-            cmd.env_remove(k);
-        }
-    }
+    strata_testkit::scrub_env(&mut cmd);
     for (k, v) in envs {
         cmd.env(k, v);
     }

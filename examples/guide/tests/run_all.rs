@@ -54,15 +54,7 @@ fn run(bin: &str, env: &[(&str, &str)]) -> Run {
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&stdout).unwrap())
         .stderr(std::fs::File::create(&stderr).unwrap());
-    for (k, _) in std::env::vars() {
-        if k.starts_with("STRATA_")
-            || k.starts_with("OTEL_")
-            || k == "RUST_LOG"
-            || k == "SENTRY_DSN"
-        {
-            cmd.env_remove(k);
-        }
-    }
+    strata_testkit::scrub_env(&mut cmd);
     cmd.envs(env.iter().copied());
     let mut child = cmd.spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);

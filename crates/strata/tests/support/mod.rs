@@ -25,15 +25,7 @@ pub fn run_child(name: &str, dir: &Path, envs: &[(&str, String)]) -> Output {
     cmd.args(["--exact", name, "--nocapture", "--test-threads=1"])
         .current_dir(dir)
         .env(CHILD, name);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("STRATA_") && k != "STRATA_REQUIRE_BACKENDS" && k != "STRATA_PYTHON"
-            || k.starts_with("OTEL_")
-            || k == "RUST_LOG"
-            || k == "SENTRY_DSN"
-        {
-            cmd.env_remove(k);
-        }
-    }
+    strata_testkit::scrub_env(&mut cmd);
     for (k, v) in envs {
         cmd.env(k, v);
     }

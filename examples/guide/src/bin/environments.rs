@@ -12,7 +12,7 @@ fn main() {
     example_guide::workdir("environments");
 
     // 1. What each profile sets, resolved without installing anything.
-    eprintln!("[guide] profile       level  format   redaction  capture  trace sampling");
+    eprintln!("[guide] profile       format   redaction  capture  sampling  level");
     for p in Profile::ALL {
         let c = strata::builder()
             .with_profile(p)
@@ -20,15 +20,15 @@ fn main() {
             .resolve()
             .expect("valid");
         eprintln!(
-            "[guide] {:<12}  {:<5}  {:<7}  {:<9}  {:<7}  {}",
+            "[guide] {:<12}  {:<7}  {:<9}  {:<7}  {:<8}  {}",
             p.name(),
-            c.log.level,
             c.log.format.name(),
             c.redaction.enabled,
             c.capture.enabled,
             c.otlp
                 .sample_ratio
-                .map_or("all".to_owned(), |r| format!("{r}"))
+                .map_or("all".to_owned(), |r| format!("{r}")),
+            c.log.level,
         );
     }
 
