@@ -131,6 +131,27 @@ fn text_lines_pass_through_untouched_into_a_pipe() {
 }
 
 #[test]
+fn invalid_utf8_passes_through_byte_for_byte() {
+    let input: &[u8] = b"plain \xff\xfe not UTF-8\n{\"level\":\"INFO\",\"target\":\"t\",\"message\":\"\xc3\x28\"}\n";
+    let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(["pretty", "--color", "never", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    // Neither is a readable log line: a pipe gets the bytes as they were.
+    assert_eq!(
+        out.stdout,
+        input,
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[test]
 fn standard_input_and_bad_arguments() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
         .args(["pretty", "--color", "never", "--no-time", "-"])
