@@ -784,6 +784,12 @@ impl Builder {
     /// subscriber is already installed.
     pub fn try_init(mut self) -> Result<Guard, InitError> {
         let cfg = self.resolve()?;
+        // Before any output is opened: a second init must not create files or threads.
+        if tracing::dispatcher::has_been_set() {
+            return Err(InitError::AlreadyInitialized(
+                "tracing's global default dispatcher is already set".into(),
+            ));
+        }
         let redaction: Option<Arc<Redaction>> = match self.redaction.take() {
             Some(code) => code.map(Arc::new),
             None => cfg.redaction.rules().map(Arc::new),

@@ -336,8 +336,12 @@ listen = "127.0.0.1:0"
         .expect("first install");
     assert_eq!(guard.config().service, "config-test");
     tracing::info!(password = "hunter2", "logged through the facade");
-    let err = strata::try_init().unwrap_err();
+    let second = dir.path().join("second");
+    set("STRATA_ERRORS_DB", second.join("errors.db"));
+    let err = builder().without_config_file().try_init().unwrap_err();
+    clear_env();
     assert!(matches!(err, InitError::AlreadyInitialized(_)), "{err:?}");
+    assert!(!second.exists(), "a failed init opens nothing");
     guard.flush();
     drop(guard);
     let text = std::fs::read_to_string(&logs).unwrap();
