@@ -289,6 +289,7 @@ impl Capture {
     /// When the store cannot be opened or the thread cannot start.
     pub fn start(self) -> Result<(CaptureLayer, CaptureGuard), CaptureError> {
         let release = self.release.clone().unwrap_or_else(|| "unknown".to_owned());
+        let counters = Arc::new(Counters::default());
         let mut outputs: Vec<Box<dyn Output>> = Vec::new();
         #[cfg(feature = "sentry")]
         if let Some(dsn) = &self.dsn {
@@ -300,7 +301,11 @@ impl Capture {
             o.send_default_pii = false;
             // The sentry crate's own diagnostics on stderr, for debugging delivery.
             o.debug = std::env::var_os("STRATA_SENTRY_DEBUG").is_some();
-            // The default transport (reqwest, with its queue, retries and rate limits).
+            // Sent from the capture thread (whose queue bounds memory), and counted when the
+            // server does not take them: the sentry crate's own transport drops silently.
+            o.transport = Some(Arc::new(sentry_out::CountingTransportFactory {
+                counters: Arc::clone(&counters),
+            }));
             let o = sentry::apply_defaults(o);
             outputs.push(Box::new(sentry_out::SentryOutput {
                 client: sentry::Client::from(o),
@@ -343,7 +348,7 @@ impl Capture {
                 redaction: self.redaction,
             },
             tx: tx.clone(),
-            counters: Arc::new(Counters::default()),
+            counters,
             threads: crumbs::ThreadRings::default(),
         });
         let worker = Arc::clone(&shared);

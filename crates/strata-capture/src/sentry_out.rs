@@ -1,14 +1,17 @@
-//! Error events to any Sentry-protocol server, through the `sentry` crate's protocol types
-//! and transport (which queues, retries and honours rate limits).
+//! Error events to any Sentry-protocol server, through the `sentry` crate's protocol types,
+//! envelopes and rate limiter, sent by a transport that counts what does not arrive.
 
 use std::borrow::Cow;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use sentry::protocol::{
     Breadcrumb, Context, Event, Exception, Frame, Level, Map, Request, SpanId, Stacktrace,
     TraceContext, TraceId, User, Values,
 };
+
+use sentry::transports::{RateLimiter, RateLimitingCategory};
 
 use crate::event::ErrorEvent;
 use crate::worker::{Counters, Output};
@@ -187,5 +190,119 @@ impl Output for SentryOutput {
     fn flush(&mut self, deadline: Instant) {
         self.client
             .flush(Some(deadline.saturating_duration_since(Instant::now())));
+    }
+}
+
+/// Creates [`CountingTransport`]s for the Sentry client.
+pub(crate) struct CountingTransportFactory {
+    pub(crate) counters: Arc<Counters>,
+}
+
+impl sentry::TransportFactory for CountingTransportFactory {
+    fn create_transport_with_options(
+        &self,
+        options: sentry::TransportOptions,
+    ) -> Arc<dyn sentry::Transport> {
+        Arc::new(CountingTransport {
+            url: options.dsn.envelope_api_url().to_string(),
+            auth: options.dsn.to_auth(Some(&options.user_agent)).to_string(),
+            client: OnceLock::new(),
+            limits: Mutex::new(RateLimiter::new()),
+            counters: Arc::clone(&self.counters),
+            failing: AtomicU64::new(0),
+        })
+    }
+}
+
+/// Sends each envelope at once, on the capture thread — whose bounded queue is what bounds
+/// memory while the server is slow or away — honouring the server's rate limits, and counts
+/// every event the server did not take (`CaptureStats::undelivered`). The sentry crate's own
+/// transport queues in a channel of 30 and drops silently; a tired on-call engineer needs to
+/// know that errors went missing.
+pub(crate) struct CountingTransport {
+    url: String,
+    auth: String,
+    /// Made on the capture thread at the first send: a blocking client may not be made
+    /// inside an async runtime, where `init` often runs.
+    client: OnceLock<Option<reqwest::blocking::Client>>,
+    limits: Mutex<RateLimiter>,
+    counters: Arc<Counters>,
+    /// Failed sends since the last success (0: working).
+    failing: AtomicU64,
+}
+
+impl CountingTransport {
+    fn lost(&self, why: &dyn std::fmt::Display) {
+        self.counters.undelivered.fetch_add(1, Ordering::Relaxed);
+        if self.failing.fetch_add(1, Ordering::Relaxed) == 0 {
+            eprintln!(
+                "strata-capture: sending an error event to Sentry failed: {why}; further failures are counted until it recovers"
+            );
+        }
+    }
+
+    fn delivered(&self) {
+        let failures = self.failing.swap(0, Ordering::Relaxed);
+        if failures > 0 {
+            eprintln!(
+                "strata-capture: error events reach Sentry again (after {failures} failed sends)"
+            );
+        }
+    }
+}
+
+impl sentry::Transport for CountingTransport {
+    fn send_envelope(&self, envelope: sentry::Envelope) {
+        let client = self.client.get_or_init(|| {
+            reqwest::blocking::Client::builder()
+                .connect_timeout(Duration::from_secs(5))
+                .timeout(Duration::from_secs(10))
+                .build()
+                .ok()
+        });
+        let Some(client) = client else {
+            return self.lost(&"no HTTP client (TLS backend unavailable)");
+        };
+        {
+            // strata sends error events only: their category, or everything, may be limited.
+            let limits = self.limits.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(left) = limits
+                .is_disabled(RateLimitingCategory::Any)
+                .or_else(|| limits.is_disabled(RateLimitingCategory::Error))
+            {
+                return self.lost(&format_args!("rate-limited for {} s more", left.as_secs()));
+            }
+        }
+        let mut body = Vec::new();
+        if let Err(e) = envelope.to_writer(&mut body) {
+            return self.lost(&e);
+        }
+        let response = client
+            .post(&self.url)
+            .header("X-Sentry-Auth", &self.auth)
+            .body(body)
+            .send();
+        match response {
+            Ok(r) => {
+                let status = r.status();
+                let header = |name: &str| r.headers().get(name).and_then(|v| v.to_str().ok());
+                {
+                    let mut limits = self.limits.lock().unwrap_or_else(|e| e.into_inner());
+                    if let Some(h) = header("x-sentry-rate-limits") {
+                        limits.update_from_sentry_header(h);
+                    } else if let Some(h) = header("retry-after") {
+                        limits.update_from_retry_after(h);
+                    } else if status.as_u16() == 429 {
+                        limits.update_from_429();
+                    }
+                }
+                if status.is_success() {
+                    self.delivered();
+                } else {
+                    self.lost(&format_args!("the server answered {status}"));
+                }
+            }
+            Err(e) => self.lost(&e),
+        }
     }
 }

@@ -42,6 +42,7 @@ pub(crate) struct Counters {
     pub(crate) sent: AtomicU64,
     pub(crate) filtered: AtomicU64,
     pub(crate) failed: AtomicU64,
+    pub(crate) undelivered: AtomicU64,
 }
 
 /// What the capture has done so far.
@@ -62,6 +63,16 @@ pub struct CaptureStats {
     pub filtered: u64,
     /// Events the store failed to write.
     pub failed: u64,
+    /// Events the Sentry server did not take: unreachable, timed out, refused, or held back
+    /// by its rate limits.
+    pub undelivered: u64,
+}
+
+impl CaptureStats {
+    /// Every event lost: dropped, failed to store, or undelivered.
+    pub fn lost(&self) -> u64 {
+        self.dropped + self.failed + self.undelivered
+    }
 }
 
 /// What the layer and the guard share with the thread.
@@ -89,6 +100,7 @@ pub(crate) fn stats(c: &Counters) -> CaptureStats {
         sent: l(&c.sent),
         filtered: l(&c.filtered),
         failed: l(&c.failed),
+        undelivered: l(&c.undelivered),
     }
 }
 

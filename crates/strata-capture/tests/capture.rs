@@ -395,4 +395,7 @@ fn an_unreachable_sentry_server_leaves_the_application_unaffected() {
     assert!(guard.flush(Duration::from_secs(10)));
     let stats = guard.stats();
     assert_eq!(stats.sent + stats.dropped, 200, "{stats:?}");
+    // And what the transport could not deliver is counted too: every event is lost, and says so.
+    assert_eq!(stats.undelivered, stats.sent, "{stats:?}");
+    assert_eq!(stats.lost(), 200, "{stats:?}");
 }

@@ -539,14 +539,6 @@ static TRIGGER: [bool; 256] = {
     t
 };
 
-/// Whether `c` must never reach a terminal raw.
-fn is_unsafe(c: char) -> bool {
-    matches!(c,
-        '\0'..='\x1f' | '\x7f' | '\u{80}'..='\u{9f}'
-        // bidi marks, embeddings, overrides and isolates; line and paragraph separators
-        | '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-}
-
 /// Appends `s` with every unsafe character as a visible escape (and `"` as `\"` when
 /// `quoted`).
 fn write_clean(out: &mut Vec<u8>, s: &str, quoted: bool) {
@@ -563,7 +555,7 @@ fn write_clean(out: &mut Vec<u8>, s: &str, quoted: bool) {
     let rest = &s[first..];
     let mut run = 0;
     for (i, ch) in rest.char_indices() {
-        let escaped = (quoted && ch == '"') || is_unsafe(ch);
+        let escaped = (quoted && ch == '"') || strata_core::encode::is_terminal_unsafe(ch);
         if !escaped {
             continue;
         }

@@ -46,6 +46,19 @@ fn word_needs_escape(w: u64) -> bool {
         != 0
 }
 
+/// Whether `c` must never reach a terminal raw, in the outputs people read (the console, text
+/// lines, `strata pretty`): control characters (C0, DEL, C1), bidirectional marks, embeddings,
+/// overrides and isolates, and the line and paragraph separators. They can end a line, move
+/// the cursor, recolour the terminal or reorder what is shown; those outputs print them as
+/// visible escapes (`\x1b`, `\u{202e}`). (JSON escapes the control characters; the others
+/// are plain data to a JSON reader.)
+#[inline]
+pub fn is_terminal_unsafe(c: char) -> bool {
+    matches!(c,
+        '\0'..='\x1f' | '\x7f' | '\u{80}'..='\u{9f}'
+        | '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
 /// Appends `s` escaped (without quotes).
 #[inline]
 pub fn escape_into(buf: &mut Vec<u8>, s: &str) {

@@ -37,7 +37,7 @@
 //! | `event_loop_lag_seconds` (histogram), `event_loop_lag_max_seconds` | [`Metrics::spawn_lag_probe`] |
 //! | `tokio_workers`, `tokio_alive_tasks`, `tokio_global_queue_depth` | the probed runtime (stable tokio metrics), at scrape time |
 //! | `process_cpu_seconds_total`, `process_resident_memory_bytes`, `process_open_fds`, `process_threads`, `process_start_time_seconds` | `/proc`, at scrape time |
-//! | `strata_telemetry_dropped_total{source}` | the drop counters of strata's queues, [`Metrics::register_dropped`] |
+//! | `strata_telemetry_dropped_total{source}` | what strata's outputs lost — dropped by a full queue, or failed to be written or delivered — [`Metrics::register_dropped`] |
 //!
 //! Worker and cache helpers: [`Metrics::worker`], [`Metrics::cache`].
 
@@ -227,7 +227,7 @@ impl prometheus_client::collector::Collector for Dropped {
         }
         let mut family = encoder.encode_descriptor(
             "strata_telemetry_dropped",
-            "Telemetry (log lines, spans, log records, error events) a strata queue dropped",
+            "Telemetry (log lines, spans, log records, error events, alerts) a strata output lost: dropped by a full queue, or failed to be written or delivered",
             None,
             prometheus_client::metrics::MetricType::Counter,
         )?;
@@ -493,7 +493,7 @@ impl Metrics {
             .register(name, help, metric);
     }
 
-    /// Exposes a strata queue's drop counter as `strata_telemetry_dropped_total{source}`,
+    /// Exposes a strata output's loss counter as `strata_telemetry_dropped_total{source}`,
     /// read at each scrape (for instance `strata-otlp/spans` with `OtlpGuard::dropped_spans`).
     /// Registering the same `source` again replaces its counter.
     pub fn register_dropped(&self, source: &str, count: impl Fn() -> u64 + Send + Sync + 'static) {

@@ -226,10 +226,13 @@ impl std::fmt::Debug for BackgroundGuard {
 }
 
 impl BackgroundGuard {
-    /// Reads the dropped-line count, also after the guard is gone.
+    /// Reads the lines lost — dropped (the queue was full) or failed to be written — also
+    /// after the guard is gone.
     pub(crate) fn dropped_counter(&self) -> impl Fn() -> u64 + Send + Sync + 'static {
         let counters = Arc::clone(&self.counters);
-        move || counters.dropped.load(Ordering::Relaxed)
+        move || {
+            counters.dropped.load(Ordering::Relaxed) + counters.write_errors.load(Ordering::Relaxed)
+        }
     }
 
     /// Lines dropped so far (the same as [`Background::dropped`]).

@@ -56,6 +56,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -308,6 +310,8 @@ impl RouteConfig {
 #[derive(Default)]
 pub struct RouterGuard {
     writers: Vec<WorkerGuard>,
+    /// The lines each file lost to failed writes.
+    file_losses: Vec<Arc<AtomicU64>>,
     background: Vec<BackgroundGuard>,
     #[cfg(feature = "alerts")]
     alerts: Vec<crate::alert::AlertGuard>,
@@ -323,13 +327,18 @@ impl fmt::Debug for RouterGuard {
 }
 
 impl RouterGuard {
-    /// A function returning how many lines the routes' queues have dropped so far (file
-    /// writers, background sinks, alert sinks), usable after the guard is gone: for
-    /// strata-metrics' `strata_telemetry_dropped_total`.
+    /// A function returning how much the routes have lost so far, usable after the guard is
+    /// gone: for strata-metrics' `strata_telemetry_dropped_total`. Lost: lines dropped because
+    /// a queue was full (file writers, background sinks, alert sinks), lines a file or a
+    /// background sink failed to write (a full disk, syslog down), alerts given up on.
     pub fn drop_counter(&self) -> impl Fn() -> u64 + Send + Sync + 'static {
         let mut counters: Vec<Box<dyn Fn() -> u64 + Send + Sync>> = Vec::new();
         for w in &self.writers {
             counters.push(Box::new(w.dropped_counter()));
+        }
+        for lost in &self.file_losses {
+            let lost = Arc::clone(lost);
+            counters.push(Box::new(move || lost.load(Ordering::Relaxed)));
         }
         for b in &self.background {
             counters.push(Box::new(b.dropped_counter()));
@@ -805,6 +814,7 @@ impl RouterConfig {
                 Plan::Stderr(f, fmt) => Route::new(f, fmt, Stderr),
                 Plan::File(f, fmt, file, nb) => {
                     let file = file.open().map_err(|e| open(&e))?;
+                    guard.file_losses.push(file.lost_counter());
                     let (writer, g) = nb.spawn(file).map_err(|e| open(&e))?;
                     guard.writers.push(g);
                     Route::new(f, fmt, writer)

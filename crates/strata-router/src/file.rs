@@ -90,8 +90,11 @@ pub type ClockFn = Arc<dyn Fn() -> SystemTime + Send + Sync>;
 /// pass whole lines): a file is rotated only between lines, so no line is torn or split across
 /// files, and a size limit is never exceeded except by a single line longer than it.
 ///
-/// Write failures (disk full, directory removed) are reported once on stderr and counted; the
-/// file is reopened (re-creating the directory) at most once a second; the application goes on.
+/// Write failures (disk full, directory removed, permission denied) are reported once on stderr
+/// and counted — the failures ([`RollingFile::error_counter`]) and the lines lost
+/// ([`RollingFile::lost_counter`]); a line the disk only half took is cut off again, so none is
+/// torn; the file is reopened (re-creating the directory) at most once a second, and stderr
+/// says when writing works again. The application goes on.
 ///
 /// ```no_run
 /// use strata_router::{non_blocking, Period, RollingFile};
@@ -122,6 +125,7 @@ pub struct RollingFile {
     last_check: Option<SystemTime>,
     reported: bool,
     errors: Arc<AtomicU64>,
+    lost: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for RollingFile {
@@ -157,6 +161,7 @@ impl RollingFile {
             last_check: None,
             reported: false,
             errors: Arc::default(),
+            lost: Arc::default(),
         }
     }
 
@@ -250,6 +255,12 @@ impl RollingFile {
         Arc::clone(&self.errors)
     }
 
+    /// A shared counter of the lines lost to failed writes (a full disk, a directory that
+    /// cannot be re-created): strata-metrics' `strata_telemetry_dropped_total` counts them.
+    pub fn lost_counter(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.lost)
+    }
+
     fn local_secs(&self, t: SystemTime) -> u64 {
         let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()) as i64;
         (secs + i64::from(self.offset_secs)).max(0) as u64
@@ -341,6 +352,7 @@ impl RollingFile {
         }
     }
 
+    /// Counts a failure and says so on stderr, once until writing works again.
     fn report(&mut self, e: &io::Error) {
         self.errors.fetch_add(1, Ordering::Relaxed);
         if !self.reported {
@@ -348,6 +360,23 @@ impl RollingFile {
             eprintln!(
                 "strata-router: writing {} failed: {e}; further failures are only counted",
                 self.current_path().display()
+            );
+        }
+    }
+
+    /// Counts `lines` (whole lines) as lost.
+    fn lose(&self, lines: &[u8]) {
+        let n = lines.iter().filter(|&&b| b == b'\n').count() as u64;
+        self.lost.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// After a success: says on stderr that writing works again, if it had failed.
+    fn recovered(&mut self) {
+        if std::mem::take(&mut self.reported) {
+            eprintln!(
+                "strata-router: writing {} works again ({} lines lost in all)",
+                self.current_path().display(),
+                self.lost.load(Ordering::Relaxed)
             );
         }
     }
@@ -368,17 +397,26 @@ impl RollingFile {
         }
     }
 
-    /// Once a second, checks that the current file is still where it should be: on Linux a
-    /// write to a file whose directory was removed succeeds and the lines vanish.
+    /// Checks that the current file is still where it should be: on Linux a write to a file
+    /// that was deleted (with its directory, say) succeeds and the lines vanish. Before every
+    /// write, whether the open file was deleted (one `fstat`); once a second, whether the path
+    /// still leads to a file (it was moved away).
     fn check_still_there(&mut self, now: SystemTime) {
-        if self.last_check.is_some_and(|t| {
-            now.duration_since(t)
-                .is_ok_and(|d| d < Duration::from_secs(1))
-        }) {
-            return;
+        use std::os::unix::fs::MetadataExt;
+        let deleted = self
+            .file
+            .as_ref()
+            .is_some_and(|f| f.metadata().is_ok_and(|m| m.nlink() == 0));
+        if !deleted {
+            if self.last_check.is_some_and(|t| {
+                now.duration_since(t)
+                    .is_ok_and(|d| d < Duration::from_secs(1))
+            }) {
+                return;
+            }
+            self.last_check = Some(now);
         }
-        self.last_check = Some(now);
-        if self.file.is_some() && !self.current_path().exists() {
+        if self.file.is_some() && (deleted || !self.current_path().exists()) {
             self.report(&io::Error::new(
                 io::ErrorKind::NotFound,
                 "the log file or its directory was removed; recreating it",
@@ -407,7 +445,8 @@ impl RollingFile {
                 self.reopen(now);
                 if self.file.is_none() {
                     self.errors.fetch_add(1, Ordering::Relaxed);
-                    return; // counted; the lines are lost
+                    self.lose(rest);
+                    return;
                 }
             }
             let chunk = match self.max_bytes {
@@ -441,6 +480,7 @@ impl RollingFile {
                 Ok(()) => {
                     self.size += chunk.len() as u64;
                     rest = &rest[chunk.len()..];
+                    self.recovered();
                     if self.max_bytes.is_some_and(|max| self.size >= max)
                         && let Err(e) = self.rotate(now)
                     {
@@ -448,10 +488,14 @@ impl RollingFile {
                     }
                 }
                 Err(e) => {
+                    // A full disk may have taken part of the chunk: cut it off, so the next
+                    // line does not continue a torn one.
+                    let _ = file.set_len(self.size);
                     self.report(&e);
+                    self.lose(rest);
                     self.file = None;
                     self.reopen(now);
-                    return; // the batch is lost, counted
+                    return;
                 }
             }
         }

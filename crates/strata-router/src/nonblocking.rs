@@ -116,6 +116,7 @@ impl NonBlockingBuilder {
             policy: self.policy,
             dropped: AtomicU64::new(0),
             write_errors: AtomicU64::new(0),
+            failed_lines: AtomicU64::new(0),
         });
         let worker = Arc::clone(&shared);
         let report = self.report;
@@ -178,6 +179,8 @@ struct Shared {
     policy: Policy,
     dropped: AtomicU64,
     write_errors: AtomicU64,
+    /// Lines in the batches that failed to be written.
+    failed_lines: AtomicU64,
 }
 
 impl Shared {
@@ -244,6 +247,8 @@ impl Shared {
             if !batch.is_empty() {
                 if let Err(e) = writer.write_all(&batch) {
                     self.write_errors.fetch_add(1, Ordering::Relaxed);
+                    let lines = batch.iter().filter(|&&b| b == b'\n').count() as u64;
+                    self.failed_lines.fetch_add(lines, Ordering::Relaxed);
                     if !reported_error {
                         reported_error = true;
                         eprintln!(
@@ -352,10 +357,11 @@ pub struct WorkerGuard {
 }
 
 impl WorkerGuard {
-    /// Reads the writer's dropped-line count, also after the guard is gone.
+    /// Reads the lines the writer lost — dropped (the queue was full) or in a batch the inner
+    /// writer failed to write — also after the guard is gone.
     pub(crate) fn dropped_counter(&self) -> impl Fn() -> u64 + Send + Sync + 'static {
         let shared = Arc::clone(&self.shared);
-        move || shared.dropped.load(Ordering::Relaxed)
+        move || shared.dropped.load(Ordering::Relaxed) + shared.failed_lines.load(Ordering::Relaxed)
     }
 }
 

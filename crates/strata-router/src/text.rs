@@ -12,13 +12,18 @@ use tracing_core::{Event, Subscriber};
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
-/// Escapes control characters so a value can never end the line.
+/// Escapes control characters, bidi overrides and line separators, so a value can never end
+/// the line or reorder what a terminal shows.
 struct Clean<'a>(&'a str);
 
 impl fmt::Display for Clean<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Printable ASCII, by far the most common: as it is.
+        if self.0.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+            return f.write_str(self.0);
+        }
         for c in self.0.chars() {
-            if c.is_control() {
+            if strata_core::encode::is_terminal_unsafe(c) {
                 write!(f, "{}", c.escape_default())?;
             } else {
                 f.write_char(c)?;
@@ -88,12 +93,12 @@ impl Visit for Fields<'_> {
         if field.name() == "message" {
             self.message = Clean(&redacted(self.rules, value)).to_string();
         } else if masked(self.rules, field.name()) {
-            let _ = write!(self.rest, " {}={MASK}", field.name());
+            let _ = write!(self.rest, " {}={MASK}", Clean(field.name()));
         } else {
             let _ = write!(
                 self.rest,
                 " {}={:?}",
-                field.name(),
+                Clean(field.name()),
                 redacted(self.rules, value)
             );
         }
@@ -106,11 +111,16 @@ impl Visit for Fields<'_> {
             }
             CRITICAL_FIELD => {}
             name if masked(self.rules, name) => {
-                let _ = write!(self.rest, " {name}={MASK}");
+                let _ = write!(self.rest, " {}={MASK}", Clean(name));
             }
             name => {
                 let text = format!("{value:?}");
-                let _ = write!(self.rest, " {name}={}", Clean(&redacted(self.rules, &text)));
+                let _ = write!(
+                    self.rest,
+                    " {}={}",
+                    Clean(name),
+                    Clean(&redacted(self.rules, &text))
+                );
             }
         }
     }
@@ -139,7 +149,7 @@ pub(crate) fn format_event<S>(
     if let Some(span) = ctx.event_span(event) {
         for (name, value) in store::inherited(&span) {
             if masked(rules, name) {
-                let _ = write!(rest, " {name}={MASK}");
+                let _ = write!(rest, " {}={MASK}", Clean(name));
                 continue;
             }
             let text = value.to_string();
@@ -147,14 +157,14 @@ pub(crate) fn format_event<S>(
                 FieldValue::Str(_) | FieldValue::Error(_) => redacted(rules, &text),
                 _ => Cow::Borrowed(text.as_str()),
             };
-            let _ = write!(rest, " {name}={}", Clean(&text));
+            let _ = write!(rest, " {}={}", Clean(name), Clean(&text));
         }
     }
     let line = format!(
         "{} {:>8} {}: {}{}\n",
         strata_core::encode::rfc3339_now(),
         Severity::of(meta).as_str(),
-        meta.target(),
+        Clean(meta.target()),
         message,
         rest
     );

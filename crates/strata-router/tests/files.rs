@@ -210,6 +210,7 @@ fn disk_full_is_counted_and_the_application_goes_on() {
     std::os::unix::fs::symlink("/dev/full", dir.path().join("full.log")).unwrap();
     let f = RollingFile::new(dir.path(), "full").open().unwrap();
     let errors = f.error_counter();
+    let lost = f.lost_counter();
     let (mut w, guard) = non_blocking(f).unwrap();
     for _ in 0..100 {
         w.write_all(b"lost line\n").unwrap();
@@ -217,6 +218,7 @@ fn disk_full_is_counted_and_the_application_goes_on() {
     guard.flush();
     drop(guard);
     assert!(errors.load(Ordering::Relaxed) >= 1, "failures are counted");
+    assert_eq!(lost.load(Ordering::Relaxed), 100, "and every line lost");
 }
 
 #[test]

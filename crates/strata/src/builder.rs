@@ -269,7 +269,7 @@ impl Builder {
 
     /// Derives metrics from spans into `metrics` (else into a `Metrics` of its own,
     /// [`Guard::metrics`]). With OTLP export too, the same instruments go over OTLP, and the
-    /// losses of every strata queue appear as `strata_telemetry_dropped_total{source}`.
+    /// losses of every strata output appear as `strata_telemetry_dropped_total{source}`.
     #[cfg(feature = "metrics")]
     pub fn with_metrics(mut self, metrics: &strata_metrics::Metrics) -> Self {
         self.metrics = Some(true);

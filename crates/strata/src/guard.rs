@@ -64,7 +64,7 @@ impl Parts {
         self.otlp = Some((guard, registration));
     }
 
-    /// The losses of every strata queue as `strata_telemetry_dropped_total{source}`, and the
+    /// The losses of every strata output as `strata_telemetry_dropped_total{source}`, and the
     /// instruments over OTLP too when it exports.
     #[cfg(feature = "metrics")]
     pub(crate) fn wire_metrics(
@@ -81,7 +81,7 @@ impl Parts {
         }
         #[cfg(feature = "capture")]
         if let Some(layer) = self.capture_stats.clone() {
-            m.register_dropped("strata-capture", move || layer.stats().dropped);
+            m.register_dropped("strata-capture", move || layer.stats().lost());
         }
         #[cfg(feature = "router")]
         if let Some(router) = &self.router {

@@ -669,10 +669,14 @@ impl AlertGuard {
         stats(&self.counters)
     }
 
-    /// Reads the dropped-line count, also after the guard is gone.
+    /// Reads what was lost — lines dropped (the queue was full) and alerts given up on —
+    /// also after the guard is gone.
     pub(crate) fn dropped_counter(&self) -> impl Fn() -> u64 + Send + Sync + 'static {
         let counters = Arc::clone(&self.counters);
-        move || stats(&counters).dropped
+        move || {
+            let s = stats(&counters);
+            s.dropped + s.failed
+        }
     }
 
     /// Waits (at most `timeout`) until the lines queued so far are processed and the
