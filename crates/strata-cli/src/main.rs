@@ -24,9 +24,9 @@
 //!   `STRATA_CONFIG`, the environment), every value with its origin, secrets masked; exits 1
 //!   with the key, its origin, the value and what was expected when something is invalid.
 
+// `strata pretty`'s reader and renderer are the library's (`src/lib.rs`); the other commands
+// live here.
 mod errors;
-mod pretty;
-mod record;
 mod term;
 mod trace;
 
@@ -36,6 +36,7 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
 use clap::{Parser, Subcommand, ValueEnum};
+use strata_cli::pretty;
 use strata_core::Severity;
 
 /// strata's outputs for people: logs, traces, errors, configuration.
@@ -144,23 +145,20 @@ fn pretty(args: PrettyArgs) -> io::Result<()> {
         Color::Always => true,
         Color::Never => false,
     };
-    let opts = pretty::Options {
-        files: args.files,
-        follow: args.follow,
-        filter: pretty::Filter {
-            level: args.level,
-            request_id: args.request_id,
-            trace_id: args.trace_id,
-            target: args.target,
-            since: args.since,
-            until: args.until,
-            grep: args.grep,
-        },
-        style: strata_console::Style::new()
-            .with_color(color)
-            .with_time(!args.no_time),
-        terminal,
-    };
+    let style = strata_console::Style::new()
+        .with_color(color)
+        .with_time(!args.no_time);
+    let mut opts = pretty::Options::new(style, terminal);
+    opts.files = args.files;
+    opts.follow = args.follow;
+    let filter = &mut opts.filter;
+    filter.level = args.level;
+    filter.request_id = args.request_id;
+    filter.trace_id = args.trace_id;
+    filter.target = args.target;
+    filter.since = args.since;
+    filter.until = args.until;
+    filter.grep = args.grep;
     let stdout = io::stdout();
     let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
     pretty::run(&opts, &mut out)?;

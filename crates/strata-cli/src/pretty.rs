@@ -1,4 +1,11 @@
 //! `strata pretty`: strata JSON lines for people, streaming, filtered.
+//!
+//! [`run`] reads files (or standard input) line by line; [`format_line`] renders one line.
+//! A line that is strata JSON (any preset) is shown as the development console shows events:
+//! one line, then one indented line per link of an error's chain and per application frame
+//! of a panic's backtrace. Any other line is passed through (made terminal-safe when
+//! [`Options::terminal`] is set). Text from the input never reaches a terminal raw: control
+//! characters, ANSI escapes and bidirectional overrides are written as visible escapes.
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -14,18 +21,28 @@ use crate::record::{ErrorParts, Object, Record};
 
 /// The longest line read whole (strata cuts values at 16 KiB: its lines stay far below); the
 /// rest of a longer line is skipped, and said so, so one huge line cannot take the memory.
-pub(crate) const MAX_LINE: usize = 1 << 20;
+pub const MAX_LINE: usize = 1 << 20;
 
-/// Which lines to show.
+/// Which lines to show; the default shows every line.
+///
+/// When any filter but `grep` is set, lines that are not strata JSON are left out.
 #[derive(Debug, Default)]
-pub(crate) struct Filter {
-    pub(crate) level: Option<Severity>,
-    pub(crate) request_id: Option<String>,
-    pub(crate) trace_id: Option<String>,
-    pub(crate) target: Option<String>,
-    pub(crate) since: Option<SystemTime>,
-    pub(crate) until: Option<SystemTime>,
-    pub(crate) grep: Option<Regex>,
+#[non_exhaustive]
+pub struct Filter {
+    /// Only lines at this level or above.
+    pub level: Option<Severity>,
+    /// Only lines of this request (`request_id`, compared as text).
+    pub request_id: Option<String>,
+    /// Only lines of this trace (compared ignoring ASCII case).
+    pub trace_id: Option<String>,
+    /// Only lines whose target is this module or below it (`shop` keeps `shop::orders`).
+    pub target: Option<String>,
+    /// Only lines from this time on.
+    pub since: Option<SystemTime>,
+    /// Only lines up to this time.
+    pub until: Option<SystemTime>,
+    /// Only lines matching this regular expression (on the raw line).
+    pub grep: Option<Regex>,
 }
 
 impl Filter {
@@ -60,21 +77,43 @@ impl Filter {
 
 /// How `strata pretty` runs.
 #[derive(Debug)]
-pub(crate) struct Options {
-    pub(crate) files: Vec<PathBuf>,
-    pub(crate) follow: bool,
-    pub(crate) filter: Filter,
-    pub(crate) style: Style,
-    /// Whether standard output is a terminal: lines that are not JSON are passed through as
-    /// they are into a pipe, and made terminal-safe on a terminal.
-    pub(crate) terminal: bool,
+#[non_exhaustive]
+pub struct Options {
+    /// The files to read, in order (`-` or none: standard input).
+    pub files: Vec<PathBuf>,
+    /// Keep reading the last file as it grows (and when it is rotated).
+    pub follow: bool,
+    /// Which lines to show.
+    pub filter: Filter,
+    /// How records are shown: colours, the time (strata-console's style).
+    pub style: Style,
+    /// Whether the output is a terminal: lines that are not JSON are passed through as they
+    /// are into a pipe, and made terminal-safe on a terminal.
+    pub terminal: bool,
 }
 
-/// Counts, for the tests and the throughput measure.
+impl Options {
+    /// Standard input, every line shown with `style`; `terminal` says whether the output is
+    /// a terminal (see [`Options::terminal`]).
+    pub fn new(style: Style, terminal: bool) -> Options {
+        Options {
+            files: Vec::new(),
+            follow: false,
+            filter: Filter::default(),
+            style,
+            terminal,
+        }
+    }
+}
+
+/// What [`run`] read and showed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Counts {
-    pub(crate) read: u64,
-    pub(crate) shown: u64,
+#[non_exhaustive]
+pub struct Counts {
+    /// Lines read.
+    pub read: u64,
+    /// Lines shown (the others were filtered out).
+    pub shown: u64,
 }
 
 /// Reads one line (without its newline) into `buf`, at most [`MAX_LINE`] bytes of it; returns
@@ -127,7 +166,12 @@ fn show(
 }
 
 /// Renders one input line into `out`; `false` when the filters leave it out.
-pub(crate) fn format_line(line: &[u8], len: usize, opts: &Options, out: &mut Vec<u8>) -> bool {
+///
+/// `line` is the line without its newline, possibly cut short (the reader keeps at most
+/// [`MAX_LINE`] bytes); `len` is the length the line had, so a cut line that is passed
+/// through says how much was left out. What is appended ends with a newline: the rendered
+/// line, then for a strata record the lines of its errors' chains and backtrace frames.
+pub fn format_line(line: &[u8], len: usize, opts: &Options, out: &mut Vec<u8>) -> bool {
     if let Some(grep) = &opts.filter.grep
         && !grep.is_match(&String::from_utf8_lossy(line))
     {
@@ -239,8 +283,13 @@ fn open(path: &Path) -> io::Result<Box<dyn BufRead>> {
     )))
 }
 
-/// Runs `strata pretty`; returns the counts.
-pub(crate) fn run(opts: &Options, out: &mut dyn Write) -> io::Result<Counts> {
+/// Runs `strata pretty`: shows the lines of every file of `opts` on `out` (with
+/// [`Options::follow`], until interrupted); returns the counts.
+///
+/// # Errors
+///
+/// A file that cannot be opened or read (the error names it), or `out` failing.
+pub fn run(opts: &Options, out: &mut dyn Write) -> io::Result<Counts> {
     let mut counts = Counts::default();
     let files: Vec<PathBuf> = if opts.files.is_empty() {
         vec![PathBuf::from("-")]

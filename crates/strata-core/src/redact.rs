@@ -505,7 +505,7 @@ impl Redaction {
     /// Whether [`Redaction::redact`] would change `text`.
     pub fn contains_secret(&self, text: &str) -> bool {
         let mut found = false;
-        self.scan(text.as_bytes(), |_, _, mask| {
+        self.scan(text.as_bytes(), false, |_, _, mask| {
             found = !mask.is_empty();
             !found
         });
@@ -516,7 +516,7 @@ impl Redaction {
     pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
         let mut out: Option<String> = None;
         let mut last = 0;
-        self.scan(text.as_bytes(), |a, b, mask| {
+        self.scan(text.as_bytes(), false, |a, b, mask| {
             let o = out.get_or_insert_with(|| String::with_capacity(text.len()));
             // Every match starts and ends at an ASCII byte, the end, or the `…` of a cut:
             // char boundaries.
@@ -549,7 +549,7 @@ impl Redaction {
     /// (the masks need no escaping); returns whether anything was masked.
     pub fn redact_json(&self, buf: &mut Vec<u8>, from: usize) -> bool {
         let mut hits: SmallVec<[(usize, usize, &'static str); 2]> = SmallVec::new();
-        self.scan(&buf[from..], |a, b, mask| {
+        self.scan(&buf[from..], true, |a, b, mask| {
             hits.push((from + a, from + b, mask));
             true
         });
@@ -568,8 +568,9 @@ impl Redaction {
     }
 
     /// Calls `hit(start, end, pattern)` for each match in `t`, in order, without overlaps; stops
-    /// when `hit` returns `false`. Reads raw and JSON-escaped text alike.
-    fn scan(&self, t: &[u8], mut hit: impl FnMut(usize, usize, &'static str) -> bool) {
+    /// when `hit` returns `false`. Reads raw and JSON-escaped text alike; `json` says `t` is
+    /// JSON (strings escaped), where a raw quote is never part of a text.
+    fn scan(&self, t: &[u8], json: bool, mut hit: impl FnMut(usize, usize, &'static str) -> bool) {
         // Word by word: the checks of a word's first byte, then a quick skip to its end (no
         // check starts inside a word), then the checks of the separators after it.
         let n = t.len();
@@ -590,7 +591,7 @@ impl Redaction {
             let word = is_word(b);
             let checks = self.table[b as usize] & if word { T_WORD_START } else { T_ANYWHERE };
             if checks != 0
-                && let Some((s, e, p)) = self.try_at(t, i, checks)
+                && let Some((s, e, p)) = self.try_at(t, i, checks, json)
             {
                 if !hit(s, e, p.mask()) {
                     return;
@@ -622,7 +623,13 @@ impl Redaction {
     /// The match starting at `t[i]`, trying the `checks` allowed there (by the byte: at most
     /// two checks start at any one byte).
     #[inline]
-    fn try_at(&self, t: &[u8], i: usize, checks: u16) -> Option<(usize, usize, Pattern)> {
+    fn try_at(
+        &self,
+        t: &[u8],
+        i: usize,
+        checks: u16,
+        json: bool,
+    ) -> Option<(usize, usize, Pattern)> {
         let b = t[i];
         match b {
             b'0'..=b'9' => {
@@ -648,11 +655,15 @@ impl Redaction {
                     return Some((s, e, Pattern::UrlPassword));
                 }
                 if self.has(Pattern::KeyValue) {
-                    return self.key_value(t, i).map(|(s, e)| (s, e, Pattern::KeyValue));
+                    return self
+                        .key_value(t, i, json)
+                        .map(|(s, e)| (s, e, Pattern::KeyValue));
                 }
                 None
             }
-            b'=' => self.key_value(t, i).map(|(s, e)| (s, e, Pattern::KeyValue)),
+            b'=' => self
+                .key_value(t, i, json)
+                .map(|(s, e)| (s, e, Pattern::KeyValue)),
             _ => {
                 if checks & T_JWT != 0
                     && let Some(e) = jwt(t, i)
@@ -696,7 +707,7 @@ impl Redaction {
     }
 
     /// At `=` or `:`: if the key before it is sensitive, the value after it.
-    fn key_value(&self, t: &[u8], i: usize) -> Option<(usize, usize)> {
+    fn key_value(&self, t: &[u8], i: usize, json: bool) -> Option<(usize, usize)> {
         let sep = t[i];
         // Whether the key ends in a quote (raw or escaped) just before `i`: `"key":`.
         let quoted = i > 0 && t[i - 1] == b'"';
@@ -710,7 +721,8 @@ impl Redaction {
             v += 5;
         }
         let open = match t.get(v) {
-            Some(b'"') => Some(false),
+            // In JSON, a raw quote ends the text the key is in: no value follows.
+            Some(b'"') if !json => Some(false),
             Some(b'\\') if t.get(v + 1) == Some(&b'"') => Some(true),
             _ => None,
         };
@@ -741,7 +753,8 @@ impl Redaction {
                         None => break t.len(),
                         Some(b'\\') if escaped && t.get(e + 1) == Some(&b'"') => break e,
                         Some(b'\\') => e += 2,
-                        Some(b'"') if !escaped => break e,
+                        // A raw quote ends the value (in JSON, the whole string).
+                        Some(b'"') => break e,
                         Some(_) => e += 1,
                     }
                 };
@@ -796,6 +809,21 @@ fn cut_token(t: &[u8], i: usize, floor: usize) -> Option<usize> {
     let mut s = i;
     while s > floor && token(t[s - 1]) {
         s -= 1;
+    }
+    // A JSON escape (`\n`, `\u001b`) is not part of the token: dropping its letters would
+    // leave a lone backslash, and the line would no longer be JSON. A backslash starts an
+    // escape when an odd number of them stands before the token.
+    let backslashes = t[..s].iter().rev().take_while(|&&b| b == b'\\').count();
+    if backslashes % 2 == 1 {
+        let hex4 = |from: usize| {
+            t.get(from..from + 4)
+                .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
+        };
+        match t[s] {
+            b'n' | b'r' | b't' | b'b' | b'f' | b'/' => s += 1,
+            b'u' if hex4(s + 1) => s += 5,
+            _ => {}
+        }
     }
     (s < i).then_some(s)
 }
@@ -1209,6 +1237,28 @@ mod tests {
         assert!(v["note"].as_str().unwrap().contains("[REDACTED:jwt]"));
         let mut clean = br#""nothing to see""#.to_vec();
         assert!(!r.redact_json(&mut clean, 0));
+        // A raw quote ends the JSON string: a secret's value never runs past it (found by
+        // the json_event fuzz target: the mask ate the closing quote, or the `,` after it).
+        for (text, want) in [
+            (
+                r#""body {\"passwd\":\"hunter2""#,
+                r#""body {\"passwd\":\"[REDACTED]""#,
+            ),
+            (
+                r#"{"message":"missing password=","chain":[]}"#,
+                r#"{"message":"missing password=","chain":[]}"#,
+            ),
+            (
+                r#"{"message":"Authorization: ","chain":[{"message":"x"}]}"#,
+                r#"{"message":"Authorization: ","chain":[{"message":"x"}]}"#,
+            ),
+        ] {
+            let mut buf = text.as_bytes().to_vec();
+            r.redact_json(&mut buf, 0);
+            let got = String::from_utf8(buf).unwrap();
+            assert_eq!(got, want);
+            serde_json::from_str::<serde_json::Value>(&got).unwrap();
+        }
     }
 
     #[test]
@@ -1237,6 +1287,28 @@ mod tests {
             r.redact("token eyJhbGciOiJIUzI1NiJ9.eyJz…[truncated 99 bytes]"),
             "token [REDACTED:jwt]…[truncated 99 bytes]"
         );
+        // A cut right after an escaped character keeps the escape whole (found by the
+        // json_event fuzz target: `\…` made the line invalid JSON).
+        for (s, want) in [
+            (
+                "0123456789\n and more",
+                r#""0123456789\n…[truncated 9 bytes]""#,
+            ),
+            (
+                "0123456789\u{1b}[31m",
+                r#""0123456789\u001b…[truncated 4 bytes]""#,
+            ),
+            (
+                "012345678\u{0}secret",
+                r#""012345678\u0000…[truncated 5 bytes]""#,
+            ),
+            ("012345678\\tail", r#""012345678\\…[truncated 3 bytes]""#),
+            ("0123\u{0}tokentail", r#""0123\u0000…[truncated 3 bytes]""#),
+        ] {
+            let got = cut(s, 11);
+            assert_eq!(got, want, "{s:?}");
+            serde_json::from_str::<String>(&got).unwrap();
+        }
     }
 
     #[test]

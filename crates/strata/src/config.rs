@@ -441,10 +441,20 @@ impl Raw<'_> {
         }
     }
 
+    /// The value for an error message, on one line with nothing a terminal would act on.
     fn shown(&self) -> String {
         match self {
             Raw::Text(s) => format!("{s:?}"),
-            Raw::Toml(v) => v.to_string(),
+            Raw::Toml(toml::Value::String(s)) => toml_string(s),
+            // TOML writes C1 controls and bidirectional overrides raw.
+            Raw::Toml(v) => v
+                .to_string()
+                .chars()
+                .map(|c| match c {
+                    c if unprintable(c) => c.escape_debug().to_string(),
+                    c => c.to_string(),
+                })
+                .collect(),
         }
     }
 }
@@ -947,10 +957,43 @@ impl Resolver {
 
 // ---- showing the result --------------------------------------------------------------------
 
+/// Whether `Debug` escapes `c` (control characters, bidirectional overrides, unassigned code
+/// points…), quotes and backslashes apart.
+fn unprintable(c: char) -> bool {
+    !matches!(c, '"' | '\'' | '\\') && c.escape_debug().nth(1).is_some()
+}
+
+/// `s` as a TOML basic string, `"…"`: quotes, backslashes and what Rust's `Debug` would
+/// escape (control characters, bidirectional overrides, unassigned code points…) as TOML
+/// escapes, so the output is TOML and safe on a terminal.
+fn toml_string(s: &str) -> String {
+    use fmt::Write as _;
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if unprintable(c) => {
+                let _ = match u32::from(c) {
+                    n @ 0..=0xffff => write!(out, "\\u{n:04X}"),
+                    n => write!(out, "\\U{n:08X}"),
+                };
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
 impl Config {
     /// Every setting as `(key, value as TOML)`, secrets masked, in file order.
     fn rows(&self) -> Vec<(&'static str, String)> {
-        let q = |s: &str| format!("{s:?}");
+        let q = toml_string;
         let list = |v: &mut dyn Iterator<Item = &str>| {
             format!("[{}]", v.map(q).collect::<Vec<_>>().join(", "))
         };
@@ -1015,7 +1058,7 @@ impl Config {
                     "{{ {} }}",
                     o.headers
                         .iter()
-                        .map(|(k, _)| format!("{k:?} = \"[REDACTED]\""))
+                        .map(|(k, _)| format!("{} = \"[REDACTED]\"", toml_string(k)))
                         .collect::<Vec<_>>()
                         .join(", ")
                 ),
@@ -1147,6 +1190,27 @@ mod tests {
             ),
             "{err}"
         );
+    }
+
+    #[test]
+    fn values_are_shown_as_toml_strings() {
+        for (s, want) in [
+            ("shop", r#""shop""#),
+            (r#"a "b" \c'"#, r#""a \"b\" \\c'""#),
+            (
+                "a\nb\u{1b}[2J\u{202e}é\u{e0001}",
+                r#""a\nb\u001B[2J\u202Eé\U000E0001""#,
+            ),
+        ] {
+            let shown = toml_string(s);
+            assert_eq!(shown, want);
+            let back: toml::Table = format!("k = {shown}").parse().unwrap();
+            assert_eq!(back["k"].as_str(), Some(s));
+        }
+        // Error messages too, whatever the value's type.
+        let v: toml::Table = "s = 'a\u{9b}b'\na = ['x\u{202e}', 1]".parse().unwrap();
+        assert_eq!(Raw::Toml(&v["s"]).shown(), r#""a\u009Bb""#);
+        assert_eq!(Raw::Toml(&v["a"]).shown(), r#"["x\u{202e}", 1]"#);
     }
 
     #[test]
