@@ -19,6 +19,14 @@ fn ms(d: Duration) -> f64 {
 }
 
 fn main() {
+    // `cargo test --all-targets` runs bench targets too, without `--bench`: the outage tests
+    // (tests/outages.rs) cover every fault there; the measurement is for `cargo bench`.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!(
+            "outages: a benchmark; run it with `cargo bench -p example-faults --bench outages`"
+        );
+        return;
+    }
     let seconds: u64 = std::env::var("OUTAGE_SECONDS")
         .ok()
         .and_then(|s| s.parse().ok())
