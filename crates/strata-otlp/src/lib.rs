@@ -834,13 +834,18 @@ mod http_client {
 
 /// The runtime of the gRPC exporters. Telemetry is suppressed on its threads for their whole
 /// life: the spans the network stack makes while exporting (h2, hyper, tonic) would otherwise
-/// be exported in turn, a feedback loop.
+/// be exported in turn, a feedback loop. They do not reach the application's subscriber at
+/// all (a thread-local `NoSubscriber`): its layers would spend as much on each of those spans
+/// as on a request's.
 fn exporter_runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name("strata-otlp")
         .on_thread_start(|| {
             std::mem::forget(opentelemetry::Context::enter_telemetry_suppressed_scope());
+            std::mem::forget(tracing::subscriber::set_default(
+                tracing::subscriber::NoSubscriber::default(),
+            ));
         })
         .enable_all()
         .build()

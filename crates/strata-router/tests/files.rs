@@ -338,3 +338,73 @@ fn block_policy_flush_and_shutdown_write_everything() {
     w.write_all(b"too late\n").unwrap();
     assert_eq!(w.dropped_lines(), 1);
 }
+
+/// Records every `write` call the non-blocking writer's thread makes.
+#[derive(Clone, Default)]
+struct Calls(Arc<(Mutex<Vec<Vec<u8>>>, std::sync::Condvar)>);
+
+impl Write for Calls {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.0.lock().unwrap().push(buf.to_vec());
+        self.0.1.notify_all();
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Calls {
+    /// Waits (at most 10 s) until `n` write calls were made; returns them.
+    fn wait_for(&self, n: usize) -> Vec<Vec<u8>> {
+        let (calls, cv) = &*self.0;
+        let (calls, timeout) = cv
+            .wait_timeout_while(calls.lock().unwrap(), Duration::from_secs(10), |c| {
+                c.len() < n
+            })
+            .unwrap();
+        assert!(!timeout.timed_out(), "{} write calls, not {n}", calls.len());
+        calls.clone()
+    }
+}
+
+#[test]
+fn lines_queued_while_the_writer_lingers_go_out_in_one_write_when_a_batch_fills() {
+    let calls = Calls::default();
+    let (mut w, guard) = NonBlockingBuilder::default()
+        .with_linger(Duration::from_secs(60))
+        .spawn(calls.clone())
+        .unwrap();
+    for i in 0..3 {
+        writeln!(w, "{{\"n\":{i}}}").unwrap();
+    }
+    // 64 KiB queued ends the linger: everything so far in a single `write`.
+    let big = format!("{{\"big\":\"{}\"}}\n", "x".repeat(64 << 10));
+    w.write_all(big.as_bytes()).unwrap();
+    let written = calls.wait_for(1);
+    assert_eq!(written.len(), 1);
+    let text = String::from_utf8(written[0].clone()).unwrap();
+    assert_eq!(text.lines().count(), 4, "one write, every line");
+    assert!(text.starts_with("{\"n\":0}\n{\"n\":1}\n{\"n\":2}\n"));
+    drop(guard);
+}
+
+#[test]
+fn a_flush_ends_the_linger_at_once() {
+    let calls = Calls::default();
+    let (mut w, guard) = NonBlockingBuilder::default()
+        .with_linger(Duration::from_secs(60))
+        .spawn(calls.clone())
+        .unwrap();
+    writeln!(w, "{{\"n\":1}}").unwrap();
+    // Returns when the line has been handed over (not after the 60 s linger).
+    w.flush().unwrap();
+    let written = calls.wait_for(1);
+    assert_eq!(written.concat(), b"{\"n\":1}\n");
+    // And dropping the guard writes what is left without waiting either.
+    writeln!(w, "{{\"n\":2}}").unwrap();
+    let started = std::time::Instant::now();
+    drop(guard);
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert_eq!(calls.wait_for(2).concat(), b"{\"n\":1}\n{\"n\":2}\n");
+}

@@ -23,6 +23,8 @@ pub struct DriverOptions {
     pub duration: Duration,
     /// Concurrent keep-alive connections of the load generator.
     pub connections: usize,
+    /// Requests per second in all; 0: as fast as each server answers (a closed loop).
+    pub rate: u32,
     /// The modes to run.
     pub modes: Vec<Mode>,
     /// The CPU the server runs on (`taskset -c`).
@@ -42,6 +44,7 @@ impl Default for DriverOptions {
             warmup: Duration::from_secs(2),
             duration: Duration::from_secs(10),
             connections: 32,
+            rate: 10_000,
             modes: Mode::ALL.to_vec(),
             server_cpu: 0,
             load_cpu: 1,
@@ -202,6 +205,8 @@ fn run_one(
         server.child.id().to_string(),
         "--connections".to_owned(),
         opts.connections.to_string(),
+        "--rate".to_owned(),
+        opts.rate.to_string(),
         "--warmup".to_owned(),
         opts.warmup.as_secs_f64().to_string(),
         "--duration".to_owned(),
@@ -353,10 +358,20 @@ pub fn render(runs: &[Run], opts: &DriverOptions) -> String {
         .into_iter()
         .filter(|m| runs.iter().any(|r| r.mode == *m))
         .collect();
+    let load = if opts.rate > 0 {
+        format!(
+            "{} requests/s over {} connections",
+            opts.rate, opts.connections
+        )
+    } else {
+        format!(
+            "{} connections as fast as the server answers",
+            opts.connections
+        )
+    };
     s.push_str(&format!(
-        "Medians of {} rounds; each run: {} connections, {} s warm-up, {} s measured.\n\n",
+        "Medians of {} rounds; each run: {load}, {} s warm-up, {} s measured.\n\n",
         opts.rounds,
-        opts.connections,
         opts.warmup.as_secs_f64(),
         opts.duration.as_secs_f64()
     ));
@@ -388,20 +403,27 @@ pub fn render(runs: &[Run], opts: &DriverOptions) -> String {
     if has(Mode::Bare) && has(Mode::Peers) {
         s.push_str("\nOverhead over bare, as a share of the peer stack's overhead over bare (target for strata: ≤ 0.5). ");
         s.push_str("Median of the per-round ratios (each round's own bare and peers), and the ratio of the medians.\n\n");
-        s.push_str("| mode | CPU / request | p50 latency | p99 latency | time per request (1 / throughput) |\n");
-        s.push_str("|---|---:|---:|---:|---:|\n");
-        let metrics: [(&str, Measure); 4] = [
-            ("cpu", Run::cpu_us),
-            ("p50", |r| r.load.p50_us),
-            ("p99", |r| r.load.p99_us),
-            ("time", |r| {
+        let mut metrics: Vec<(&str, Measure)> = vec![
+            ("CPU / request", Run::cpu_us),
+            ("p50 latency", |r| r.load.p50_us),
+            ("p99 latency", |r| r.load.p99_us),
+        ];
+        // At a fixed rate every mode has the same throughput: no ratio to take.
+        if opts.rate == 0 {
+            metrics.push(("time per request (1 / throughput)", |r| {
                 if r.load.rps() > 0.0 {
                     1e6 / r.load.rps()
                 } else {
                     0.0
                 }
-            }),
-        ];
+            }));
+        }
+        let names: Vec<&str> = metrics.iter().map(|(n, _)| *n).collect();
+        s.push_str(&format!(
+            "| mode | {} |\n|---|{}\n",
+            names.join(" | "),
+            "---:|".repeat(names.len())
+        ));
         for m in [Mode::Strata, Mode::StrataProduction] {
             if !has(m) {
                 continue;

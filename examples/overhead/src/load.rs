@@ -1,6 +1,8 @@
 //! The load generator: a fixed number of HTTP/1.1 keep-alive connections, each sending
-//! `GET /` and waiting for the whole response before the next (a closed loop, like `wrk`), on a
-//! single-threaded tokio runtime.
+//! `GET /` and waiting for the whole response before the next, on a single-threaded tokio
+//! runtime: as fast as the server answers (a closed loop, like `wrk`), or at a fixed total rate
+//! (`--rate`, like `wrk2`: each connection sends on a schedule, so every mode does the same
+//! work per second and its CPU per request counts all of it).
 //!
 //! `overhead load --addr A [--pid P] [--connections 32] [--warmup 2] [--duration 10]` runs a
 //! warm-up, then the measurement, and prints one JSON [`LoadResult`] line. With `--pid` it reads
@@ -31,6 +33,8 @@ pub struct LoadOptions {
     pub duration: Duration,
     /// The server's process ID, to read its CPU time over the measurement.
     pub pid: Option<u32>,
+    /// Requests per second over all connections; `None`: as fast as the server answers.
+    pub rate: Option<u32>,
 }
 
 /// What one measurement saw.
@@ -126,14 +130,28 @@ fn parse_response(buf: &[u8]) -> io::Result<Option<(usize, u16)>> {
 
 /// One connection's loop until `end`; latencies (µs) of responses completed within
 /// `[start, end)`, and how many of those were not 200.
-async fn connection(addr: SocketAddr, start: Instant, end: Instant) -> io::Result<(Vec<u32>, u64)> {
+///
+/// With a `pace` (`(first send, interval)`), requests go out on that schedule; one that falls
+/// behind it is sent at once (the schedule is absolute, so the rate holds). Latency is counted
+/// from the actual send.
+async fn connection(
+    addr: SocketAddr,
+    start: Instant,
+    end: Instant,
+    pace: Option<(Instant, Duration)>,
+) -> io::Result<(Vec<u32>, u64)> {
     let mut stream = tokio::net::TcpStream::connect(addr).await?;
     stream.set_nodelay(true)?;
     let mut buf = Vec::with_capacity(4096);
     let mut chunk = [0_u8; 4096];
     let mut latencies = Vec::with_capacity(1 << 16);
     let mut errors = 0;
+    let mut next = pace.map(|(first, _)| first);
     loop {
+        if let (Some(at), Some((_, interval))) = (next.as_mut(), pace) {
+            tokio::time::sleep_until((*at).into()).await;
+            *at += interval;
+        }
         let sent = Instant::now();
         if sent >= end {
             return Ok((latencies, errors));
@@ -186,8 +204,18 @@ pub fn run(opts: &LoadOptions) -> io::Result<LoadResult> {
         let begin = Instant::now();
         let start = begin + opts.warmup;
         let end = start + opts.duration;
+        // Paced: each connection sends every `connections / rate`, the connections spread
+        // evenly over one interval.
+        let interval = opts
+            .rate
+            .filter(|&r| r > 0)
+            .map(|r| Duration::from_secs_f64(opts.connections as f64 / f64::from(r)));
         let tasks: Vec<_> = (0..opts.connections)
-            .map(|_| tokio::spawn(connection(opts.addr, start, end)))
+            .map(|i| {
+                let pace =
+                    interval.map(|iv| (begin + iv.mul_f64(i as f64 / opts.connections as f64), iv));
+                tokio::spawn(connection(opts.addr, start, end, pace))
+            })
             .collect();
         tokio::time::sleep_until(start.into()).await;
         let own_start = procfs::cpu_times(std::process::id())?;

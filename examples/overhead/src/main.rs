@@ -13,6 +13,7 @@
 //! ```
 //!
 //! Driver options: `--rounds N`, `--warmup SECONDS`, `--duration SECONDS`, `--connections N`,
+//! `--rate R` (requests per second in all, default 10 000; 0: as fast as the server answers),
 //! `--modes bare,strata,peers,strata-production`, `--no-pin` (no `taskset`), `--json FILE`
 //! (every run as JSON lines).
 
@@ -25,9 +26,10 @@ use example_overhead::service::{self, Options};
 use example_overhead::{Mode, load::LoadResult};
 
 const USAGE: &str = "usage:
-  overhead [--rounds N] [--warmup S] [--duration S] [--connections N] [--modes a,b] [--no-pin] [--json FILE]
+  overhead [--rounds N] [--warmup S] [--duration S] [--connections N] [--rate R] [--modes a,b] [--no-pin] [--json FILE]
   overhead server MODE [--port N] [--receiver-cpu N]
-  overhead load --addr HOST:PORT [--pid N] [--connections N] [--warmup S] [--duration S]
+  overhead load --addr HOST:PORT [--pid N] [--connections N] [--rate R] [--warmup S] [--duration S]
+--rate R: requests per second in all (the driver's default: 10000); 0: as fast as the server answers
 modes: bare, strata, peers, strata-production";
 
 /// The value after a flag, parsed.
@@ -76,11 +78,13 @@ fn load(mut args: impl Iterator<Item = String>) -> Result<(), String> {
         warmup: Duration::from_secs(2),
         duration: Duration::from_secs(10),
         pid: None,
+        rate: None,
     };
     while let Some(a) = args.next() {
         match a.as_str() {
             "--addr" => addr = Some(value(&mut args, "--addr")?),
             "--pid" => opts.pid = Some(value(&mut args, "--pid")?),
+            "--rate" => opts.rate = Some(value(&mut args, "--rate")?),
             "--connections" => opts.connections = value(&mut args, "--connections")?,
             "--warmup" => opts.warmup = seconds(&mut args, "--warmup")?,
             "--duration" => opts.duration = seconds(&mut args, "--duration")?,
@@ -114,6 +118,7 @@ fn drive(mut args: impl Iterator<Item = String>) -> Result<(), String> {
                     .map(str::parse)
                     .collect::<Result<Vec<Mode>, _>>()?;
             }
+            "--rate" => opts.rate = value::<u32>(&mut args, "--rate")?,
             "--no-pin" => opts.pin = false,
             "--json" => opts.json = Some(value::<String>(&mut args, "--json")?.into()),
             "-h" | "--help" => {
