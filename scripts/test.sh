@@ -64,6 +64,12 @@ cargo build -q --locked --profile panic-abort -p example-faults --bin faults-ser
 export STRATA_PANIC_ABORT_PROBE="$PWD/target/panic-abort/examples/panic_probe"
 export STRATA_FAULTS_ABORT_SERVICE="$PWD/target/panic-abort/faults-service"
 
+step "cargo deny (licenses, bans, sources; the advisory database lives on GitHub, out of reach here)"
+if ! cargo deny --version > /dev/null 2>&1; then
+  cargo install -q cargo-deny --locked --version 0.20.2
+fi
+cargo deny --log-level error check licenses bans sources
+
 step "cargo test (workspace: unit, integration, doc tests, demo)"
 cargo test --workspace --all-targets --locked 2>&1 | tee -a "$log"
 cargo test --workspace --doc --locked 2>&1 | tee -a "$log"
