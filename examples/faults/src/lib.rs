@@ -8,7 +8,7 @@
 //!
 //! let dir = tempfile::tempdir()?;
 //! std::fs::write(dir.path().join("strata.toml"), "env = \"staging\"\n")?;
-//! let service = Service::start(env!("CARGO_BIN_EXE_faults-service").as_ref(), dir.path(), &[])?;
+//! let service = Service::start("target/debug/faults-service".as_ref(), dir.path(), &[])?;
 //! let load = Load::start(service.addr, 100, 10);
 //! wait_until("100 answers", Duration::from_secs(30), || load.answered() >= 100);
 //! let report = load.stop();
