@@ -64,12 +64,6 @@ cargo build -q --locked --profile panic-abort -p example-faults --bin faults-ser
 export STRATA_PANIC_ABORT_PROBE="$PWD/target/panic-abort/examples/panic_probe"
 export STRATA_FAULTS_ABORT_SERVICE="$PWD/target/panic-abort/faults-service"
 
-step "cargo deny (licenses, bans, sources; the advisory database lives on GitHub, out of reach here)"
-if ! cargo deny --version > /dev/null 2>&1; then
-  cargo install -q cargo-deny --locked --version 0.20.2
-fi
-cargo deny --log-level error check licenses bans sources
-
 step "cargo test (workspace: unit, integration, doc tests, demo)"
 cargo test --workspace --all-targets --locked 2>&1 | tee -a "$log"
 cargo test --workspace --doc --locked 2>&1 | tee -a "$log"
@@ -94,12 +88,11 @@ demo_dir="$(mktemp -d)"
 (cd "$demo_dir" && DEMO_SECONDS=3 cargo run -q --manifest-path "$OLDPWD/Cargo.toml" -p example-demo --locked > /dev/null)
 rm -rf "$demo_dir"
 
-if command -v cargo-deny > /dev/null 2>&1; then
-  step "cargo deny (licenses, bans, sources)"
-  cargo deny check licenses bans sources
-else
-  step "cargo deny not installed here: skipped (the GitHub workflow runs it)"
+step "cargo deny (licenses, bans, sources; the advisory database lives on GitHub, out of reach here)"
+if ! command -v cargo-deny > /dev/null 2>&1; then
+  cargo install -q cargo-deny --locked --version 0.20.2
 fi
+cargo deny --log-level error check licenses bans sources
 
 # One closing line for the whole run, summed over every test binary and the doc tests.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed/) p += $(i-1); if ($i ~ /^failed/) f += $(i-1) } }

@@ -40,11 +40,17 @@
 //! - [`Diagnostics`]: `GET /debug/inflight` (JSON) and `GET /debug/health`; refuses a
 //!   non-loopback address without a bearer token, and every request without the token when
 //!   one is set.
+//! - [`Heuristics`]: the lesson's "detecting problems automatically" from strata-metrics'
+//!   figures — `MemoryGrowing`, `SustainedHighCpu` (busy with no progress), `QueueBacklog`,
+//!   `EventLoopLag`, the names of the shipped Prometheus rules — each a WARN with its evidence,
+//!   once per episode.
 
+mod heuristics;
 mod inflight;
 mod server;
 mod slow;
 
+pub use heuristics::{Finding, Heuristics, HeuristicsConfig, HeuristicsGuard, Problem, Sample};
 pub use inflight::{Inflight, InflightLayer, InflightWork, Kind, WatchGuard};
 pub use server::{Diagnostics, DiagnosticsError, DiagnosticsServer, MIN_TOKEN_LEN};
 pub use slow::{TimedOut, timeout, timeout_named, warn_if_slow, warn_if_slow_named};
