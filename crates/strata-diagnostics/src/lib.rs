@@ -37,7 +37,9 @@
 //! - [`Inflight`]: every open `request` and `job` span of strata-request-id, with its request
 //!   ID, route or job name and age; [`Inflight::check_stuck`] / [`Inflight::spawn_watch`]
 //!   report work older than a threshold once, as WARN `still running after 30 s`.
-//! - [`Diagnostics`]: `GET /debug/inflight` (JSON) and `GET /debug/health`; refuses a
+//! - [`Diagnostics`]: `GET /debug/inflight` (JSON), `GET /debug/health`, and
+//!   `GET /debug/pprof/profile?seconds=N` (a CPU profile of the whole process as a flame-graph
+//!   SVG, or pprof protobuf with `format=pprof`; feature `profiling`, on by default); refuses a
 //!   non-loopback address without a bearer token, and every request without the token when
 //!   one is set.
 //! - [`Heuristics`]: the lesson's "detecting problems automatically" from strata-metrics'
@@ -47,10 +49,14 @@
 
 mod heuristics;
 mod inflight;
+#[cfg(feature = "profiling")]
+mod profile;
 mod server;
 mod slow;
 
 pub use heuristics::{Finding, Heuristics, HeuristicsConfig, HeuristicsGuard, Problem, Sample};
 pub use inflight::{Inflight, InflightLayer, InflightWork, Kind, WatchGuard};
+#[cfg(feature = "profiling")]
+pub use profile::MAX_PROFILE_SECONDS;
 pub use server::{Diagnostics, DiagnosticsError, DiagnosticsServer, MIN_TOKEN_LEN};
 pub use slow::{TimedOut, timeout, timeout_named, warn_if_slow, warn_if_slow_named};

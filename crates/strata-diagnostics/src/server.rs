@@ -1,5 +1,5 @@
-//! The diagnostics endpoint: a small admin listener serving what is in flight and a health
-//! summary. Loopback by default; any other address needs a bearer token, and with a token set
+//! The diagnostics endpoint: a small admin listener serving what is in flight, a health
+//! summary and (feature `profiling`) on-demand CPU profiles. Loopback by default; any other address needs a bearer token, and with a token set
 //! every request must carry it.
 
 use std::net::SocketAddr;
@@ -95,7 +95,9 @@ impl Diagnostics {
     }
 
     /// The routes, to mount on an admin router of the application's own:
-    /// `GET /debug/inflight`, `GET /debug/health`, guarded by the token when one is set.
+    /// `GET /debug/inflight`, `GET /debug/health` and, with the `profiling` feature,
+    /// `GET /debug/pprof/profile?seconds=N[&format=pprof][&frequency=F]` — all guarded by the
+    /// token when one is set.
     ///
     /// # Errors
     ///
@@ -107,9 +109,12 @@ impl Diagnostics {
             return Err(DiagnosticsError::WeakToken { len: t.len() });
         }
         let state = Arc::new(self.clone());
-        Ok(axum::Router::new()
+        let router = axum::Router::new()
             .route("/debug/inflight", get(inflight))
-            .route("/debug/health", get(health))
+            .route("/debug/health", get(health));
+        #[cfg(feature = "profiling")]
+        let router = router.route("/debug/pprof/profile", get(crate::profile::profile));
+        Ok(router
             .layer(axum::middleware::from_fn_with_state(
                 Arc::clone(&state),
                 authorize,

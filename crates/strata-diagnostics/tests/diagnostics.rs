@@ -323,3 +323,66 @@ async fn the_endpoint_refuses_public_addresses_without_a_token_and_requests_with
     let shown = format!("{:?}", Diagnostics::new(inflight).with_token(token));
     assert!(!shown.contains(token), "{shown}");
 }
+
+/// The hot function the profile must find.
+#[inline(never)]
+fn strata_hot_loop_for_profile(stop: &std::sync::atomic::AtomicBool) -> u64 {
+    let mut x = 0_u64;
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        for i in 0..10_000_u64 {
+            x = std::hint::black_box(x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(i));
+        }
+    }
+    x
+}
+
+#[tokio::test]
+async fn a_profile_taken_during_a_cpu_bound_loop_names_the_hot_function() {
+    let inflight = Inflight::new();
+    let started = stuck_service(&inflight, None).await;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let hot = std::thread::spawn({
+        let stop = Arc::clone(&stop);
+        move || strata_hot_loop_for_profile(&stop)
+    });
+    let client = reqwest::Client::new();
+    let base = format!("http://{}/debug/pprof/profile", started.diag);
+    let svg = client
+        .get(format!("{base}?seconds=1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(svg.status(), 200);
+    assert_eq!(svg.headers()["content-type"], "image/svg+xml");
+    let svg = svg.text().await.unwrap();
+    assert!(svg.starts_with("<?xml"), "{}", &svg[..svg.len().min(200)]);
+    assert!(
+        svg.contains("strata_hot_loop_for_profile"),
+        "the hot function is not in the flame graph"
+    );
+    let proto = client
+        .get(format!("{base}?seconds=1&format=pprof"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(proto.status(), 200);
+    let bytes = proto.bytes().await.unwrap();
+    let name = b"strata_hot_loop_for_profile";
+    assert!(
+        bytes.windows(name.len()).any(|w| w == name),
+        "the hot function is not in the pprof string table"
+    );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    hot.join().unwrap();
+    // Bad input is named, and nothing is profiled.
+    let bad = client
+        .get(format!("{base}?seconds=600"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    assert_eq!(
+        bad.text().await.unwrap(),
+        "seconds must be a whole number from 1 to 120, not \"600\"\n"
+    );
+}
