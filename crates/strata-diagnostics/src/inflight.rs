@@ -232,7 +232,14 @@ impl Inflight {
             entries.extend(stripe.iter().map(|(&id, &e)| (id, e)));
         }
         entries.sort_by_key(|(_, e)| e.started_ms);
-        let dispatch = self.shared.dispatch.get().and_then(WeakDispatch::upgrade);
+        // The subscriber the layer was added to; else (a wrapper that does not pass
+        // `on_register_dispatch` on, such as `Option<Layer>`) the current default.
+        let dispatch = self
+            .shared
+            .dispatch
+            .get()
+            .and_then(WeakDispatch::upgrade)
+            .or_else(|| tracing::dispatcher::get_default(|d| Some(d.clone())));
         entries
             .into_iter()
             .map(|(id, e)| InflightWork {

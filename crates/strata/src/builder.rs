@@ -16,9 +16,51 @@ use tracing_subscriber::prelude::*;
 use tracing_subscriber::registry::LookupSpan;
 
 use crate::config::{
-    self, CaptureConfig, Config, ConfigError, LogConfig, LogFormat, MetricsConfig, OtlpConfig,
-    RedactionConfig, Resolver, Source,
+    self, CaptureConfig, Config, ConfigError, DiagnosticsConfig, LogConfig, LogFormat,
+    MetricsConfig, OtlpConfig, RedactionConfig, Resolver, Source,
 };
+
+/// The diagnostics endpoint shows every request in flight: off loopback it needs a token, and
+/// the production profile serves it only with one; a token must be hard to guess.
+fn check_diagnostics(
+    d: &DiagnosticsConfig,
+    profile: Profile,
+    r: &Resolver,
+) -> Result<(), ConfigError> {
+    let origin = |key| r.sources.get(key).cloned().unwrap_or(Source::Default);
+    if let Some(token) = &d.token
+        && (token.len() < 16 || !token.bytes().all(|b| b.is_ascii_graphic()))
+    {
+        return Err(ConfigError::Invalid {
+            key: "diagnostics.token".to_owned(),
+            origin: origin("diagnostics.token"),
+            value: "(hidden)".to_owned(),
+            expected: "at least 16 visible ASCII characters".to_owned(),
+        });
+    }
+    let Some(addr) = d.listen.filter(|_| d.enabled && d.token.is_none()) else {
+        return Ok(());
+    };
+    if !addr.ip().is_loopback() {
+        return Err(ConfigError::Invalid {
+            key: "diagnostics.listen".to_owned(),
+            origin: origin("diagnostics.listen"),
+            value: addr.to_string(),
+            expected: "a loopback address (127.0.0.1, [::1]), or a diagnostics.token: anyone who can reach it could read every request in flight".to_owned(),
+        });
+    }
+    if profile == Profile::Production {
+        return Err(ConfigError::Invalid {
+            key: "diagnostics.token".to_owned(),
+            origin: origin("diagnostics.listen"),
+            value: "(none)".to_owned(),
+            expected: format!(
+                "a token (STRATA_DIAGNOSTICS_TOKEN): the production profile serves diagnostics on {addr} only with one"
+            ),
+        });
+    }
+    Ok(())
+}
 use crate::guard::{Guard, Parts};
 use crate::{InitError, Profile};
 
@@ -723,6 +765,44 @@ impl Builder {
             metrics.enabled = false;
         }
 
+        // [diagnostics]
+        let mut diagnostics = DiagnosticsConfig {
+            enabled: bool_key(
+                &mut r,
+                "diagnostics.enabled",
+                None,
+                "",
+                &["STRATA_DIAGNOSTICS"],
+                (true, Source::Default),
+            )?,
+            listen: r.get(
+                "diagnostics.listen",
+                None,
+                &["STRATA_DIAGNOSTICS_ADDR"],
+                |raw| config::p_addr(raw).map(Some),
+                (None, Source::Default),
+            )?,
+            token: r.get(
+                "diagnostics.token",
+                None,
+                &["STRATA_DIAGNOSTICS_TOKEN"],
+                |raw| config::p_text(raw).map(Some),
+                (None, Source::Default),
+            )?,
+            stuck_after: r.get(
+                "diagnostics.stuck_after",
+                None,
+                &[],
+                config::p_duration,
+                (Duration::from_secs(30), Source::Default),
+            )?,
+        };
+        if diagnostics.enabled && !cfg!(feature = "diagnostics") {
+            r.feature_off("diagnostics.enabled", "diagnostics")?;
+            diagnostics.enabled = false;
+        }
+        check_diagnostics(&diagnostics, profile, &r)?;
+
         #[cfg(feature = "router")]
         let router = match &self.router {
             Some(routes) => {
@@ -753,6 +833,7 @@ impl Builder {
             capture,
             otlp,
             metrics,
+            diagnostics,
             shutdown_timeout,
             #[cfg(feature = "router")]
             router,
@@ -867,6 +948,26 @@ impl Builder {
         #[cfg(not(feature = "metrics"))]
         let metrics_layer: Option<tracing_subscriber::layer::Identity> = None;
 
+        #[cfg(feature = "diagnostics")]
+        let diagnostics_layer = if cfg.diagnostics.enabled {
+            let inflight =
+                strata_diagnostics::Inflight::new().with_stuck_after(cfg.diagnostics.stuck_after);
+            let layer = inflight.layer();
+            #[allow(unused_mut)]
+            let mut d = crate::guard::DiagnosticsParts::start(inflight, &cfg.diagnostics)
+                .map_err(InitError::Diagnostics)?;
+            #[cfg(feature = "metrics")]
+            if let Some(m) = &parts.metrics {
+                d.watch_metrics(m).map_err(InitError::Diagnostics)?;
+            }
+            parts.diagnostics = Some(d);
+            Some(layer)
+        } else {
+            None
+        };
+        #[cfg(not(feature = "diagnostics"))]
+        let diagnostics_layer: Option<tracing_subscriber::layer::Identity> = None;
+
         // Standard output (or the writer given in code), JSON or console.
         let writer = self
             .writer
@@ -911,6 +1012,7 @@ impl Builder {
             .with(router_layer)
             .with(capture_layer)
             .with(metrics_layer)
+            .with(diagnostics_layer)
             .try_init()
             .map_err(|e| InitError::AlreadyInitialized(Box::new(e)))?;
 

@@ -47,6 +47,12 @@
 //! listen = "127.0.0.1:9464"   # STRATA_METRICS_ADDR: GET /metrics on a listener of its own
 //! lag_probe = "250ms"         # event-loop lag probe, when started inside a tokio runtime
 //!
+//! [diagnostics]               # feature `diagnostics`
+//! enabled = true              # STRATA_DIAGNOSTICS: in-flight registry, stuck WARNs, SIGUSR1 dump, heuristics
+//! listen = "127.0.0.1:6060"   # STRATA_DIAGNOSTICS_ADDR: /debug/inflight, /debug/health, /debug/pprof/profile
+//! token = "…"                 # STRATA_DIAGNOSTICS_TOKEN: required off loopback, and in production
+//! stuck_after = "30s"         # a request or job this old is reported, once, as still running
+//!
 //! [[router.route]]            # more outputs: files, syslog, alerts (see strata_router::RouterConfig)
 //! sink = "file"
 //! dir = "logs"
@@ -88,6 +94,9 @@ pub const ENV_VARS: &[&str] = &[
     "STRATA_TELEMETRY_FILE",
     "STRATA_METRICS",
     "STRATA_METRICS_ADDR",
+    "STRATA_DIAGNOSTICS",
+    "STRATA_DIAGNOSTICS_ADDR",
+    "STRATA_DIAGNOSTICS_TOKEN",
     "STRATA_SHUTDOWN_TIMEOUT",
     "STRATA_SENTRY_DEBUG",
 ];
@@ -353,6 +362,32 @@ pub struct MetricsConfig {
     pub lag_probe: Option<Duration>,
 }
 
+/// Production debugging's settings (feature `diagnostics`).
+#[derive(Clone, PartialEq)]
+#[non_exhaustive]
+pub struct DiagnosticsConfig {
+    /// Whether the in-flight registry, the stuck-work watch, the SIGUSR1 dump and the
+    /// heuristics run.
+    pub enabled: bool,
+    /// Where the diagnostics endpoint listens (none: no endpoint).
+    pub listen: Option<SocketAddr>,
+    /// The bearer token the endpoint requires (masked in `Debug` and in the effective output).
+    pub token: Option<String>,
+    /// The age after which a request or job is reported as still running.
+    pub stuck_after: Duration,
+}
+
+impl fmt::Debug for DiagnosticsConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DiagnosticsConfig")
+            .field("enabled", &self.enabled)
+            .field("listen", &self.listen)
+            .field("token", &self.token.as_ref().map(|_| "[REDACTED]"))
+            .field("stuck_after", &self.stuck_after)
+            .finish()
+    }
+}
+
 /// The merged configuration: what [`crate::Builder::try_init`] sets up, and where each value
 /// came from. Its `Display` is a TOML document with the origin of every value as a comment,
 /// secrets masked.
@@ -377,6 +412,8 @@ pub struct Config {
     pub otlp: OtlpConfig,
     /// Metrics.
     pub metrics: MetricsConfig,
+    /// Production debugging.
+    pub diagnostics: DiagnosticsConfig,
     /// How long the guard waits for every output to flush.
     pub shutdown_timeout: Duration,
     /// The routes of the `[router]` section.
@@ -658,6 +695,7 @@ const TOP_KEYS: &[&str] = &[
     "capture",
     "otlp",
     "metrics",
+    "diagnostics",
     "router",
 ];
 const SECTIONS: &[(&str, &[&str])] = &[
@@ -708,6 +746,10 @@ const SECTIONS: &[(&str, &[&str])] = &[
         ],
     ),
     ("metrics", &["enabled", "listen", "lag_probe"]),
+    (
+        "diagnostics",
+        &["enabled", "listen", "token", "stuck_after"],
+    ),
     ("router", &["route"]),
 ];
 
@@ -1073,6 +1115,23 @@ impl Config {
             (
                 "metrics.lag_probe",
                 opt(m.lag_probe.map(|d| format!("{}ms", d.as_millis()))),
+            ),
+            ("diagnostics.enabled", self.diagnostics.enabled.to_string()),
+            (
+                "diagnostics.listen",
+                opt(self.diagnostics.listen.map(|a| a.to_string())),
+            ),
+            (
+                "diagnostics.token",
+                opt(self
+                    .diagnostics
+                    .token
+                    .as_ref()
+                    .map(|_| "[REDACTED]".to_owned())),
+            ),
+            (
+                "diagnostics.stuck_after",
+                q(&format!("{}ms", self.diagnostics.stuck_after.as_millis())),
             ),
         ]
     }

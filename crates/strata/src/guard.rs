@@ -29,6 +29,131 @@ pub(crate) struct Parts {
     server: Option<MetricsThread>,
     #[cfg(feature = "metrics")]
     pub(crate) lag_probe: Option<strata_metrics::LagProbe>,
+    #[cfg(feature = "diagnostics")]
+    pub(crate) diagnostics: Option<DiagnosticsParts>,
+}
+
+/// What `[diagnostics]` runs: the registry, its stuck-work watch, the heuristics over the
+/// metrics, and a thread of its own for the SIGUSR1 dump and the endpoint.
+#[cfg(feature = "diagnostics")]
+pub(crate) struct DiagnosticsParts {
+    pub(crate) inflight: strata_diagnostics::Inflight,
+    _watch: strata_diagnostics::WatchGuard,
+    _heuristics: Option<strata_diagnostics::HeuristicsGuard>,
+    thread: DiagnosticsThread,
+}
+
+#[cfg(feature = "diagnostics")]
+impl DiagnosticsParts {
+    /// Starts the watch (every second), the heuristics (when there are metrics), and the
+    /// thread: SIGUSR1 dumps what is in flight; with `listen`, the endpoint.
+    pub(crate) fn start(
+        inflight: strata_diagnostics::Inflight,
+        cfg: &crate::config::DiagnosticsConfig,
+    ) -> std::io::Result<Self> {
+        let watch = inflight.spawn_watch(Duration::from_secs(1))?;
+        let mut endpoint = strata_diagnostics::Diagnostics::new(inflight.clone());
+        if let Some(t) = &cfg.token {
+            endpoint = endpoint.with_token(t.clone());
+        }
+        let thread = DiagnosticsThread::start(inflight.clone(), endpoint, cfg.listen)?;
+        Ok(DiagnosticsParts {
+            inflight,
+            _watch: watch,
+            _heuristics: None,
+            thread,
+        })
+    }
+
+    /// Runs the heuristics over `metrics` (default thresholds: those of the shipped rules).
+    #[cfg(feature = "metrics")]
+    pub(crate) fn watch_metrics(
+        &mut self,
+        metrics: &strata_metrics::Metrics,
+    ) -> std::io::Result<()> {
+        self._heuristics = Some(
+            strata_diagnostics::Heuristics::new(strata_diagnostics::HeuristicsConfig::default())
+                .spawn(metrics.clone())?,
+        );
+        Ok(())
+    }
+}
+
+/// The SIGUSR1 dump and the endpoint, on a thread with a current-thread runtime of its own
+/// (so they work whether or not the application runs tokio); stops when dropped.
+#[cfg(feature = "diagnostics")]
+struct DiagnosticsThread {
+    addr: Option<std::net::SocketAddr>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+#[cfg(feature = "diagnostics")]
+impl DiagnosticsThread {
+    fn start(
+        inflight: strata_diagnostics::Inflight,
+        endpoint: strata_diagnostics::Diagnostics,
+        listen: Option<std::net::SocketAddr>,
+    ) -> std::io::Result<Self> {
+        type Bound = std::io::Result<Option<std::net::SocketAddr>>;
+        let (bound_tx, bound_rx) = std::sync::mpsc::channel::<Bound>();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("strata-diagnostics".to_owned())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = bound_tx.send(Err(e));
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    let _dump = match inflight.dump_on_sigusr1() {
+                        Ok(d) => d,
+                        Err(e) => {
+                            let _ = bound_tx.send(Err(e));
+                            return;
+                        }
+                    };
+                    let server = match listen {
+                        None => None,
+                        Some(addr) => match endpoint.serve(addr).await {
+                            Ok(s) => Some(s),
+                            Err(e) => {
+                                let _ = bound_tx.send(Err(std::io::Error::other(e)));
+                                return;
+                            }
+                        },
+                    };
+                    let _ = bound_tx.send(Ok(server.as_ref().map(|s| s.addr())));
+                    let _ = stopped.await;
+                });
+            })?;
+        let addr = bound_rx
+            .recv()
+            .map_err(|_| std::io::Error::other("the diagnostics thread ended"))??;
+        Ok(DiagnosticsThread {
+            addr,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+}
+
+#[cfg(feature = "diagnostics")]
+impl Drop for DiagnosticsThread {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 impl Parts {
@@ -51,6 +176,8 @@ impl Parts {
             server: None,
             #[cfg(feature = "metrics")]
             lag_probe: None,
+            #[cfg(feature = "diagnostics")]
+            diagnostics: None,
         }
     }
 
@@ -313,6 +440,24 @@ impl Guard {
         parts
             .as_ref()
             .and_then(|p| p.server.as_ref().map(|s| s.addr))
+    }
+
+    /// The registry of requests and jobs in flight, when diagnostics are on.
+    #[cfg(feature = "diagnostics")]
+    pub fn inflight(&self) -> Option<strata_diagnostics::Inflight> {
+        let parts = self.parts.lock().unwrap_or_else(|e| e.into_inner());
+        parts
+            .as_ref()
+            .and_then(|p| p.diagnostics.as_ref().map(|d| d.inflight.clone()))
+    }
+
+    /// Where the diagnostics endpoint listens, when `diagnostics.listen` is set.
+    #[cfg(feature = "diagnostics")]
+    pub fn diagnostics_addr(&self) -> Option<std::net::SocketAddr> {
+        let parts = self.parts.lock().unwrap_or_else(|e| e.into_inner());
+        parts
+            .as_ref()
+            .and_then(|p| p.diagnostics.as_ref().and_then(|d| d.thread.addr))
     }
 
     /// What error capture has done so far, when it is on.

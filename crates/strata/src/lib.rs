@@ -104,6 +104,8 @@ pub use strata_json::{self as json, Preset};
 #[cfg(feature = "capture")]
 pub use strata_capture as capture;
 pub use strata_core;
+#[cfg(feature = "diagnostics")]
+pub use strata_diagnostics as diagnostics;
 #[cfg(feature = "metrics")]
 pub use strata_metrics as metrics;
 #[cfg(feature = "otlp")]
@@ -142,6 +144,11 @@ pub enum InitError {
         #[source]
         error: std::io::Error,
     },
+    /// Diagnostics could not start: the endpoint's address could not be bound
+    /// (`diagnostics.listen`), or a thread or the SIGUSR1 handler could not be set up.
+    #[cfg(feature = "diagnostics")]
+    #[error("diagnostics could not start: {0}")]
+    Diagnostics(#[source] std::io::Error),
     /// A global subscriber is already installed (strata was initialised twice, or another
     /// logging library got there first).
     #[error("a global tracing subscriber is already installed")]
