@@ -328,53 +328,20 @@ impl Heuristics {
     ///
     /// When the thread cannot be spawned.
     pub fn spawn(self, metrics: strata_metrics::Metrics) -> std::io::Result<HeuristicsGuard> {
-        let stop = std::sync::Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
-        let stop2 = std::sync::Arc::clone(&stop);
+        let every = self.config.interval;
         let mut this = self;
-        let handle = std::thread::Builder::new()
-            .name("strata-heuristics".to_owned())
-            .spawn(move || {
-                let (lock, cv) = &*stop2;
-                loop {
-                    this.observe(Sample::from_exposition(&metrics.encode()));
-                    let stopped = lock.lock().unwrap_or_else(|e| e.into_inner());
-                    let (stopped, _) = cv
-                        .wait_timeout_while(stopped, this.config.interval, |s| !*s)
-                        .unwrap_or_else(|e| e.into_inner());
-                    if *stopped {
-                        return;
-                    }
-                }
-            })?;
-        Ok(HeuristicsGuard {
-            stop,
-            handle: Some(handle),
+        crate::periodic::Periodic::spawn("strata-heuristics", every, move || {
+            this.observe(Sample::from_exposition(&metrics.encode()));
         })
+        .map(|p| HeuristicsGuard { _thread: p })
     }
 }
 
 /// Stops the thread of [`Heuristics::spawn`] when dropped.
+#[derive(Debug)]
 #[must_use = "dropping the guard stops the heuristics"]
 pub struct HeuristicsGuard {
-    stop: std::sync::Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
-    handle: Option<std::thread::JoinHandle<()>>,
-}
-
-impl std::fmt::Debug for HeuristicsGuard {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HeuristicsGuard").finish_non_exhaustive()
-    }
-}
-
-impl Drop for HeuristicsGuard {
-    fn drop(&mut self) {
-        let (lock, cv) = &*self.stop;
-        *lock.lock().unwrap_or_else(|e| e.into_inner()) = true;
-        cv.notify_all();
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
-        }
-    }
+    _thread: crate::periodic::Periodic,
 }
 
 /// Never falling between samples, and up in at least four steps of five: a steady rise, not

@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use serde_json::{Map, Value, json};
@@ -222,16 +221,22 @@ impl Inflight {
         self.len() == 0
     }
 
-    /// Every request and job in flight, oldest first, with its span's fields (request ID,
-    /// route, job name… when strata's span store is installed).
-    pub fn snapshot(&self) -> Vec<InflightWork> {
-        let now = now_ms();
+    /// Every registered span and its entry, oldest first (each stripe locked in turn).
+    fn entries(&self) -> Vec<(u64, Entry)> {
         let mut entries: Vec<(u64, Entry)> = Vec::new();
         for stripe in &self.shared.stripes {
             let stripe = stripe.lock().unwrap_or_else(|e| e.into_inner());
             entries.extend(stripe.iter().map(|(&id, &e)| (id, e)));
         }
         entries.sort_by_key(|(_, e)| e.started_ms);
+        entries
+    }
+
+    /// Every request and job in flight, oldest first, with its span's fields (request ID,
+    /// route, job name… when strata's span store is installed).
+    pub fn snapshot(&self) -> Vec<InflightWork> {
+        let now = now_ms();
+        let entries = self.entries();
         // The subscriber the layer was added to; else (a wrapper that does not pass
         // `on_register_dispatch` on, such as `Option<Layer>`) the current default.
         let dispatch = self
@@ -259,12 +264,7 @@ impl Inflight {
     /// Returns how many were logged.
     pub fn dump(&self) -> usize {
         let now = now_ms();
-        let mut entries: Vec<(u64, Entry)> = Vec::new();
-        for stripe in &self.shared.stripes {
-            let stripe = stripe.lock().unwrap_or_else(|e| e.into_inner());
-            entries.extend(stripe.iter().map(|(&id, &e)| (id, e)));
-        }
-        entries.sort_by_key(|(_, e)| e.started_ms);
+        let entries = self.entries();
         tracing::info!(
             target: "strata_diagnostics",
             event = "in_flight",
@@ -333,32 +333,11 @@ impl Inflight {
     ///
     /// When the thread cannot be spawned.
     pub fn spawn_watch(&self, every: Duration) -> std::io::Result<WatchGuard> {
-        let stop = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
         let inflight = self.clone();
-        let stop2 = Arc::clone(&stop);
-        let every = every.max(Duration::from_millis(10));
-        let handle = std::thread::Builder::new()
-            .name("strata-inflight".to_owned())
-            .spawn(move || {
-                let (lock, cv) = &*stop2;
-                let mut stopped = lock.lock().unwrap_or_else(|e| e.into_inner());
-                loop {
-                    let (guard, _) = cv
-                        .wait_timeout(stopped, every)
-                        .unwrap_or_else(|e| e.into_inner());
-                    stopped = guard;
-                    if *stopped {
-                        return;
-                    }
-                    drop(stopped);
-                    inflight.check_stuck();
-                    stopped = lock.lock().unwrap_or_else(|e| e.into_inner());
-                }
-            })?;
-        Ok(WatchGuard {
-            stop,
-            handle: Some(handle),
+        crate::periodic::Periodic::spawn("strata-inflight", every, move || {
+            inflight.check_stuck();
         })
+        .map(|p| WatchGuard { _thread: p })
     }
 
     /// Logs what is in flight ([`Inflight::dump`]) each time the process receives SIGUSR1
@@ -454,27 +433,10 @@ impl InflightWork {
 }
 
 /// Stops the watch thread of [`Inflight::spawn_watch`] when dropped.
+#[derive(Debug)]
 #[must_use = "dropping the guard stops the watch"]
 pub struct WatchGuard {
-    stop: Arc<(Mutex<bool>, std::sync::Condvar)>,
-    handle: Option<JoinHandle<()>>,
-}
-
-impl std::fmt::Debug for WatchGuard {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WatchGuard").finish_non_exhaustive()
-    }
-}
-
-impl Drop for WatchGuard {
-    fn drop(&mut self) {
-        let (lock, cv) = &*self.stop;
-        *lock.lock().unwrap_or_else(|e| e.into_inner()) = true;
-        cv.notify_all();
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
-        }
-    }
+    _thread: crate::periodic::Periodic,
 }
 
 /// Registers request and job spans in an [`Inflight`] (made by [`Inflight::layer`]).

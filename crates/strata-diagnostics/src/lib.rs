@@ -49,6 +49,7 @@
 
 mod heuristics;
 mod inflight;
+mod periodic;
 #[cfg(feature = "profiling")]
 mod profile;
 mod server;

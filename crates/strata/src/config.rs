@@ -1131,7 +1131,10 @@ impl Config {
             ),
             (
                 "diagnostics.stuck_after",
-                q(&format!("{}ms", self.diagnostics.stuck_after.as_millis())),
+                q(&match self.diagnostics.stuck_after.as_millis() {
+                    ms if ms % 1000 == 0 => format!("{}s", ms / 1000),
+                    ms => format!("{ms}ms"),
+                }),
             ),
         ]
     }

@@ -56,7 +56,7 @@ impl DiagnosticsParts {
         if let Some(t) = &cfg.token {
             endpoint = endpoint.with_token(t.clone());
         }
-        let thread = DiagnosticsThread::start(inflight.clone(), endpoint, cfg.listen)?;
+        let thread = start_diagnostics_thread(inflight.clone(), endpoint, cfg.listen)?;
         Ok(DiagnosticsParts {
             inflight,
             _watch: watch,
@@ -79,81 +79,25 @@ impl DiagnosticsParts {
     }
 }
 
-/// The SIGUSR1 dump and the endpoint, on a thread with a current-thread runtime of its own
-/// (so they work whether or not the application runs tokio); stops when dropped.
+/// The SIGUSR1 dump and the endpoint (with `listen`) on a thread of its own; its value is
+/// the endpoint's bound address.
 #[cfg(feature = "diagnostics")]
-struct DiagnosticsThread {
-    addr: Option<std::net::SocketAddr>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
+type DiagnosticsThread = RuntimeThread<Option<std::net::SocketAddr>>;
 
 #[cfg(feature = "diagnostics")]
-impl DiagnosticsThread {
-    fn start(
-        inflight: strata_diagnostics::Inflight,
-        endpoint: strata_diagnostics::Diagnostics,
-        listen: Option<std::net::SocketAddr>,
-    ) -> std::io::Result<Self> {
-        type Bound = std::io::Result<Option<std::net::SocketAddr>>;
-        let (bound_tx, bound_rx) = std::sync::mpsc::channel::<Bound>();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name("strata-diagnostics".to_owned())
-            .spawn(move || {
-                let rt = match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(rt) => rt,
-                    Err(e) => {
-                        let _ = bound_tx.send(Err(e));
-                        return;
-                    }
-                };
-                rt.block_on(async move {
-                    let _dump = match inflight.dump_on_sigusr1() {
-                        Ok(d) => d,
-                        Err(e) => {
-                            let _ = bound_tx.send(Err(e));
-                            return;
-                        }
-                    };
-                    let server = match listen {
-                        None => None,
-                        Some(addr) => match endpoint.serve(addr).await {
-                            Ok(s) => Some(s),
-                            Err(e) => {
-                                let _ = bound_tx.send(Err(std::io::Error::other(e)));
-                                return;
-                            }
-                        },
-                    };
-                    let _ = bound_tx.send(Ok(server.as_ref().map(|s| s.addr())));
-                    let _ = stopped.await;
-                });
-            })?;
-        let addr = bound_rx
-            .recv()
-            .map_err(|_| std::io::Error::other("the diagnostics thread ended"))??;
-        Ok(DiagnosticsThread {
-            addr,
-            stop: Some(stop),
-            thread: Some(thread),
-        })
-    }
-}
-
-#[cfg(feature = "diagnostics")]
-impl Drop for DiagnosticsThread {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
+fn start_diagnostics_thread(
+    inflight: strata_diagnostics::Inflight,
+    endpoint: strata_diagnostics::Diagnostics,
+    listen: Option<std::net::SocketAddr>,
+) -> std::io::Result<DiagnosticsThread> {
+    RuntimeThread::start("strata-diagnostics", move || async move {
+        let dump = inflight.dump_on_sigusr1()?;
+        let server = match listen {
+            None => None,
+            Some(addr) => Some(endpoint.serve(addr).await.map_err(std::io::Error::other)?),
+        };
+        Ok((server.as_ref().map(|s| s.addr()), (dump, server)))
+    })
 }
 
 impl Parts {
@@ -224,7 +168,7 @@ impl Parts {
         m: &strata_metrics::Metrics,
         addr: std::net::SocketAddr,
     ) -> std::io::Result<()> {
-        self.server = Some(MetricsThread::start(m.clone(), addr)?);
+        self.server = Some(start_metrics_thread(m.clone(), addr)?);
         Ok(())
     }
 
@@ -313,22 +257,27 @@ fn stop<T>(part: Option<T>, late: bool, what: &str) {
     }
 }
 
-/// `GET /metrics` served from a thread with a current-thread runtime of its own, so it works
-/// whether or not the application runs tokio, and stops when dropped.
-#[cfg(feature = "metrics")]
-struct MetricsThread {
-    addr: std::net::SocketAddr,
+/// A thread with a current-thread runtime of its own (so what it serves works whether or not
+/// the application runs tokio): it runs `setup`, reports its value, keeps what `setup` made
+/// alive until dropped, then stops.
+#[cfg(any(feature = "metrics", feature = "diagnostics"))]
+struct RuntimeThread<T> {
+    value: T,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-#[cfg(feature = "metrics")]
-impl MetricsThread {
-    fn start(m: strata_metrics::Metrics, addr: std::net::SocketAddr) -> std::io::Result<Self> {
-        let (bound_tx, bound_rx) = std::sync::mpsc::channel();
+#[cfg(any(feature = "metrics", feature = "diagnostics"))]
+impl<T: Send + 'static> RuntimeThread<T> {
+    fn start<F, Fut, K>(name: &str, setup: F) -> std::io::Result<Self>
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = std::io::Result<(T, K)>>,
+    {
+        let (value_tx, value_rx) = std::sync::mpsc::channel();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::Builder::new()
-            .name("strata-metrics".to_owned())
+            .name(name.to_owned())
             .spawn(move || {
                 let rt = match tokio::runtime::Builder::new_current_thread()
                     .enable_all()
@@ -336,35 +285,35 @@ impl MetricsThread {
                 {
                     Ok(rt) => rt,
                     Err(e) => {
-                        let _ = bound_tx.send(Err(e));
+                        let _ = value_tx.send(Err(e));
                         return;
                     }
                 };
                 rt.block_on(async move {
-                    match m.serve(addr).await {
-                        Ok(server) => {
-                            let _ = bound_tx.send(Ok(server.addr()));
+                    match setup().await {
+                        Ok((value, _keep)) => {
+                            let _ = value_tx.send(Ok(value));
                             let _ = stopped.await;
                         }
                         Err(e) => {
-                            let _ = bound_tx.send(Err(e));
+                            let _ = value_tx.send(Err(e));
                         }
                     }
                 });
             })?;
-        let addr = bound_rx
+        let value = value_rx
             .recv()
-            .map_err(|_| std::io::Error::other("the metrics thread ended"))??;
-        Ok(MetricsThread {
-            addr,
+            .map_err(|_| std::io::Error::other(format!("the {name} thread ended")))??;
+        Ok(RuntimeThread {
+            value,
             stop: Some(stop),
             thread: Some(thread),
         })
     }
 }
 
-#[cfg(feature = "metrics")]
-impl Drop for MetricsThread {
+#[cfg(any(feature = "metrics", feature = "diagnostics"))]
+impl<T> Drop for RuntimeThread<T> {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
@@ -373,6 +322,21 @@ impl Drop for MetricsThread {
             let _ = t.join();
         }
     }
+}
+
+/// `GET /metrics` on a thread of its own; its value is the bound address.
+#[cfg(feature = "metrics")]
+type MetricsThread = RuntimeThread<std::net::SocketAddr>;
+
+#[cfg(feature = "metrics")]
+fn start_metrics_thread(
+    m: strata_metrics::Metrics,
+    addr: std::net::SocketAddr,
+) -> std::io::Result<MetricsThread> {
+    RuntimeThread::start("strata-metrics", move || async move {
+        let server = m.serve(addr).await?;
+        Ok((server.addr(), server))
+    })
 }
 
 type Shared = Arc<Mutex<Option<Parts>>>;
@@ -439,7 +403,7 @@ impl Guard {
         let parts = self.parts.lock().unwrap_or_else(|e| e.into_inner());
         parts
             .as_ref()
-            .and_then(|p| p.server.as_ref().map(|s| s.addr))
+            .and_then(|p| p.server.as_ref().map(|s| s.value))
     }
 
     /// The registry of requests and jobs in flight, when diagnostics are on.
@@ -457,7 +421,7 @@ impl Guard {
         let parts = self.parts.lock().unwrap_or_else(|e| e.into_inner());
         parts
             .as_ref()
-            .and_then(|p| p.diagnostics.as_ref().and_then(|d| d.thread.addr))
+            .and_then(|p| p.diagnostics.as_ref().and_then(|d| d.thread.value))
     }
 
     /// What error capture has done so far, when it is on.
