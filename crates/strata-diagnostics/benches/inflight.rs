@@ -22,6 +22,20 @@ fn request() {
     black_box(&span);
 }
 
+/// A request entered, with a child span entered and left inside it: what the current-span
+/// tracking adds on top (one check of the entered span, one store per child entered).
+fn request_with_child() {
+    let span = tracing::info_span!(
+        target: "strata_request_id::server",
+        "request",
+        request_id = "0193a5f8-7c2e-7b1a-9f3e-2d4c6b8a0e1f",
+    );
+    let _in = span.enter();
+    let child = tracing::info_span!("db.query", table = "orders");
+    let _child = child.enter();
+    black_box(&_child);
+}
+
 /// A span the registry does not track: what every other span of the application pays.
 fn other_span() {
     let span = tracing::info_span!("db.query", table = "orders");
@@ -44,6 +58,22 @@ fn bench(c: &mut Criterion) {
             .set_default();
         g.bench_function("store_and_inflight", |b| b.iter(request));
         assert!(inflight.is_empty());
+    }
+    g.finish();
+    let mut g = c.benchmark_group("request_with_child_entered");
+    {
+        let _d = tracing_subscriber::registry()
+            .with(strata_core::StoreLayer::default())
+            .set_default();
+        g.bench_function("store", |b| b.iter(request_with_child));
+    }
+    {
+        let inflight = strata_diagnostics::Inflight::new();
+        let _d = tracing_subscriber::registry()
+            .with(strata_core::StoreLayer::default())
+            .with(inflight.layer())
+            .set_default();
+        g.bench_function("store_and_inflight", |b| b.iter(request_with_child));
     }
     g.finish();
     let mut g = c.benchmark_group("other_span");

@@ -111,13 +111,68 @@ struct Shared {
     stripes: [Mutex<Stripe>; STRIPES],
     /// Tracked spans open per [`slot`].
     counts: [AtomicU32; SLOTS],
+    /// Per [`slot`] of a tracked span: the span last entered inside it (`leaves`) and which
+    /// tracked span that was for (`owners`; slots are shared, so a reader checks both and
+    /// then walks the leaf's parents up to the tracked span).
+    leaves: [AtomicU64; SLOTS],
+    owners: [AtomicU64; SLOTS],
     /// Age after which a request is reported as stuck, in milliseconds.
     stuck_after_ms: AtomicU64,
     /// The subscriber the layer was added to: read span fields for snapshots from it.
     dispatch: OnceLock<WeakDispatch>,
 }
 
+thread_local! {
+    /// The tracked span entered on this thread (0: none): spans entered meanwhile are its
+    /// current work.
+    static CURRENT: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
 impl Shared {
+    /// Whether span `id` is registered.
+    #[inline]
+    fn is_tracked(&self, id: u64) -> bool {
+        self.counts[slot(id)].load(Ordering::Relaxed) > 0 && self.stripe(id).contains_key(&id)
+    }
+
+    /// The spans from tracked span `id` down to the span last entered inside it, as names
+    /// (`["request", "checkout", "db.query"]`); just the tracked span's own name when the
+    /// last entered span has closed since.
+    fn stack(&self, registry: &tracing_subscriber::Registry, id: u64) -> Vec<&'static str> {
+        use tracing_subscriber::registry::SpanData as _;
+        let own: Vec<&'static str> = registry
+            .span_data(&Id::from_u64(id))
+            .map(|d| d.metadata().name())
+            .into_iter()
+            .collect();
+        let s = slot(id);
+        if self.owners[s].load(Ordering::Acquire) != id {
+            return own;
+        }
+        let mut at = self.leaves[s].load(Ordering::Acquire);
+        let mut chain = Vec::new();
+        // Up from the leaf; a stale leaf (closed, its ID reused) never reaches `id`.
+        for _ in 0..64 {
+            if at == 0 {
+                return own;
+            }
+            if at == id {
+                chain.extend(own);
+                chain.reverse();
+                return chain;
+            }
+            let Some(data) = registry.span_data(&Id::from_u64(at)) else {
+                return own;
+            };
+            chain.push(data.metadata().name());
+            match data.parent() {
+                Some(p) => at = p.into_u64(),
+                None => return own,
+            }
+        }
+        own
+    }
+
     fn stripe(&self, id: u64) -> MutexGuard<'_, Stripe> {
         // Slab indices are consecutive: the low bits spread them.
         self.stripes[(id as usize) % STRIPES]
@@ -177,6 +232,8 @@ impl Inflight {
             shared: Arc::new(Shared {
                 stripes: std::array::from_fn(|_| Mutex::new(Stripe::default())),
                 counts: std::array::from_fn(|_| AtomicU32::new(0)),
+                leaves: std::array::from_fn(|_| AtomicU64::new(0)),
+                owners: std::array::from_fn(|_| AtomicU64::new(0)),
                 stuck_after_ms: AtomicU64::new(30_000),
                 dispatch: OnceLock::new(),
             }),
@@ -221,6 +278,24 @@ impl Inflight {
         self.len() == 0
     }
 
+    /// The subscriber the layer was added to; else (a wrapper that does not pass
+    /// `on_register_dispatch` on, such as `Option<Layer>`) the current default.
+    fn dispatch(&self) -> Option<Dispatch> {
+        self.shared
+            .dispatch
+            .get()
+            .and_then(WeakDispatch::upgrade)
+            .or_else(|| tracing::dispatcher::get_default(|d| Some(d.clone())))
+    }
+
+    /// The stack of span `id` as one string, `request > checkout > charge_card`.
+    fn stack_text(&self, dispatch: Option<&Dispatch>, id: u64) -> String {
+        dispatch
+            .and_then(|d| d.downcast_ref::<tracing_subscriber::Registry>())
+            .map(|r| self.shared.stack(r, id).join(" > "))
+            .unwrap_or_default()
+    }
+
     /// Every registered span and its entry, oldest first (each stripe locked in turn).
     fn entries(&self) -> Vec<(u64, Entry)> {
         let mut entries: Vec<(u64, Entry)> = Vec::new();
@@ -237,14 +312,7 @@ impl Inflight {
     pub fn snapshot(&self) -> Vec<InflightWork> {
         let now = now_ms();
         let entries = self.entries();
-        // The subscriber the layer was added to; else (a wrapper that does not pass
-        // `on_register_dispatch` on, such as `Option<Layer>`) the current default.
-        let dispatch = self
-            .shared
-            .dispatch
-            .get()
-            .and_then(WeakDispatch::upgrade)
-            .or_else(|| tracing::dispatcher::get_default(|d| Some(d.clone())));
+        let dispatch = self.dispatch();
         entries
             .into_iter()
             .map(|(id, e)| InflightWork {
@@ -254,6 +322,11 @@ impl Inflight {
                 fields: dispatch
                     .as_ref()
                     .map(|d| span_fields(d, id))
+                    .unwrap_or_default(),
+                stack: dispatch
+                    .as_ref()
+                    .and_then(|d| d.downcast_ref::<tracing_subscriber::Registry>())
+                    .map(|r| self.shared.stack(r, id))
                     .unwrap_or_default(),
             })
             .collect()
@@ -265,6 +338,7 @@ impl Inflight {
     pub fn dump(&self) -> usize {
         let now = now_ms();
         let entries = self.entries();
+        let dispatch = self.dispatch();
         tracing::info!(
             target: "strata_diagnostics",
             event = "in_flight",
@@ -284,6 +358,7 @@ impl Inflight {
                 event = "in_flight_work",
                 kind = e.kind.as_str(),
                 age_ms = millis(age),
+                stack = self.stack_text(dispatch.as_ref(), id),
                 "{} in flight for {} ms",
                 e.kind.as_str(),
                 millis(age)
@@ -299,6 +374,7 @@ impl Inflight {
     pub fn check_stuck(&self) -> usize {
         let limit = self.stuck_after();
         let now = now_ms();
+        let dispatch = self.dispatch();
         let mut reported = 0;
         for stripe in &self.shared.stripes {
             let mut stripe = stripe.lock().unwrap_or_else(|e| e.into_inner());
@@ -316,6 +392,7 @@ impl Inflight {
                     event = "stuck",
                     kind = e.kind.as_str(),
                     age_ms = millis(age),
+                    stack = self.stack_text(dispatch.as_ref(), id),
                     stuck_after_ms = millis(limit),
                     "{} still running after {} s",
                     e.kind.as_str(),
@@ -413,6 +490,9 @@ pub struct InflightWork {
     /// The span's own fields: `request_id`, `method`, `route`, `path` for a request; `job`,
     /// `request_id` for a job (empty without strata's span store).
     pub fields: Map<String, Value>,
+    /// Span names from the request or job down to the span last entered inside it — where it
+    /// is (or was last) working: `["request", "checkout", "charge_card"]`.
+    pub stack: Vec<&'static str>,
 }
 
 impl InflightWork {
@@ -421,13 +501,14 @@ impl InflightWork {
         self.fields.get("request_id").and_then(Value::as_str)
     }
 
-    /// As JSON: `{"kind", "age_ms", "span_id", "fields"}`.
+    /// As JSON: `{"kind", "age_ms", "span_id", "fields", "stack"}`.
     pub fn to_json(&self) -> Value {
         json!({
             "kind": self.kind.as_str(),
             "age_ms": millis(self.age),
             "span_id": self.span_id,
             "fields": self.fields,
+            "stack": self.stack,
         })
     }
 }
@@ -476,6 +557,33 @@ where
         let id = id.into_u64();
         self.shared.counts[slot(id)].fetch_add(1, Ordering::Relaxed);
         self.shared.stripe(id).insert(id, entry);
+    }
+
+    /// Entering a tracked span makes it this thread's current work; entering any other span
+    /// meanwhile records it as that work's innermost span.
+    #[inline]
+    fn on_enter(&self, id: &Id, _ctx: Context<'_, S>) {
+        let id = id.into_u64();
+        if self.shared.is_tracked(id) {
+            CURRENT.with(|c| c.set(id));
+            return;
+        }
+        let current = CURRENT.with(std::cell::Cell::get);
+        if current != 0 {
+            let s = slot(current);
+            self.shared.leaves[s].store(id, Ordering::Release);
+            self.shared.owners[s].store(current, Ordering::Release);
+        }
+    }
+
+    #[inline]
+    fn on_exit(&self, id: &Id, _ctx: Context<'_, S>) {
+        let id = id.into_u64();
+        CURRENT.with(|c| {
+            if c.get() == id {
+                c.set(0);
+            }
+        });
     }
 
     #[inline]

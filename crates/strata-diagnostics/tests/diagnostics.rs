@@ -146,10 +146,13 @@ async fn stuck_service(inflight: &Inflight, token: Option<&str>) -> Started {
             "/orders/{id}",
             axum::routing::get(move || {
                 let r = Arc::clone(&r);
-                async move {
-                    r.notified().await;
-                    "done"
-                }
+                tracing::Instrument::instrument(
+                    async move {
+                        r.notified().await;
+                        "done"
+                    },
+                    tracing::info_span!("wait_for_payment"),
+                )
             }),
         )
         .route("/ok", axum::routing::get(|| async { "ok" }))
@@ -215,6 +218,12 @@ async fn a_stuck_handler_is_in_flight_by_its_request_id_and_reported_once() {
     assert_eq!(work["fields"]["request_id"], "stuck-order-42", "{body}");
     assert_eq!(work["fields"]["path"], "/orders/42", "{body}");
     assert_eq!(work["fields"]["method"], "GET", "{body}");
+    // Where it waits: the span it last entered, under the request.
+    assert_eq!(
+        work["stack"],
+        serde_json::json!(["request", "wait_for_payment"]),
+        "{body}"
+    );
     assert!(work["age_ms"].is_u64());
 
     // Reported once when older than the threshold, never again.
@@ -230,6 +239,7 @@ async fn a_stuck_handler_is_in_flight_by_its_request_id_and_reported_once() {
     assert_eq!(w["level"], "WARN");
     assert_eq!(w["request_id"], "stuck-order-42", "{w}");
     assert_eq!(w["message"], "request still running after 0.3 s");
+    assert_eq!(w["stack"], "request > wait_for_payment", "{w}");
     assert!(w["age_ms"].as_u64().unwrap() >= 300);
 
     let health: Value = client
