@@ -796,7 +796,22 @@ impl Builder {
                 config::p_duration,
                 (Duration::from_secs(30), Source::Default),
             )?,
+            tokio_console: bool_key(
+                &mut r,
+                "diagnostics.tokio_console",
+                None,
+                "",
+                &[],
+                (
+                    dev && cfg!(feature = "tokio-console") && cfg!(tokio_unstable),
+                    by_profile.clone(),
+                ),
+            )?,
         };
+        if diagnostics.tokio_console && !cfg!(feature = "tokio-console") {
+            r.feature_off("diagnostics.tokio_console", "tokio-console")?;
+            diagnostics.tokio_console = false;
+        }
         if diagnostics.enabled && !cfg!(feature = "diagnostics") {
             r.feature_off("diagnostics.enabled", "diagnostics")?;
             diagnostics.enabled = false;
@@ -968,6 +983,18 @@ impl Builder {
         #[cfg(not(feature = "diagnostics"))]
         let diagnostics_layer: Option<tracing_subscriber::layer::Identity> = None;
 
+        // tokio-console: its layer only where Tokio records task events (tokio_unstable);
+        // elsewhere its constructor would panic, so strata says what is missing instead.
+        #[cfg(feature = "tokio-console")]
+        let tokio_console_layer = if cfg.diagnostics.tokio_console && cfg!(tokio_unstable) {
+            Some(console_subscriber::spawn())
+        } else {
+            None
+        };
+        #[cfg(not(feature = "tokio-console"))]
+        let tokio_console_layer: Option<tracing_subscriber::layer::Identity> = None;
+        let tokio_console_missing_cfg = cfg.diagnostics.tokio_console && !cfg!(tokio_unstable);
+
         // Standard output (or the writer given in code), JSON or console.
         let writer = self
             .writer
@@ -1013,12 +1040,20 @@ impl Builder {
             .with(capture_layer)
             .with(metrics_layer)
             .with(diagnostics_layer)
+            .with(tokio_console_layer)
             .try_init()
             .map_err(|e| InitError::AlreadyInitialized(Box::new(e)))?;
 
         #[cfg(feature = "capture")]
         if self.panic_hook && cfg.capture.enabled {
             strata_capture::install_panic_hook_with(cfg.shutdown_timeout);
+        }
+        if tokio_console_missing_cfg {
+            tracing::warn!(
+                target: "strata",
+                event = "tokio_console_unavailable",
+                "tokio-console is on (diagnostics.tokio_console) but Tokio was built without task events: build with RUSTFLAGS=\"--cfg tokio_unstable\" to use it"
+            );
         }
         for (var, like) in &cfg.unknown_env {
             tracing::warn!(

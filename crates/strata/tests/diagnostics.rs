@@ -194,3 +194,58 @@ fn installed_it_serves_in_flight_work_reports_stuck_jobs_and_dumps_on_sigusr1() 
         String::from_utf8_lossy(&child.stderr)
     );
 }
+
+/// The child: the development profile, tokio-console asked for in the config file.
+#[test]
+fn child_console() {
+    if !is_child("child_console") {
+        return;
+    }
+    let out = std::env::var("CHILD_OUT").unwrap();
+    let guard = strata::builder()
+        .with_writer(std::sync::Mutex::new(std::fs::File::create(out).unwrap()))
+        .try_init()
+        .unwrap();
+    println!("{}", guard.config());
+    drop(guard);
+}
+
+#[test]
+fn tokio_console_asked_for_says_what_it_needs() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("strata.toml"),
+        "[diagnostics]\ntokio_console = true\n",
+    )
+    .unwrap();
+    let out = dir.path().join("out.log");
+    let child = run_child(
+        "child_console",
+        dir.path(),
+        &[
+            ("STRATA_ENV", "development".to_owned()),
+            ("NO_COLOR", "1".to_owned()),
+            ("CHILD_OUT", out.display().to_string()),
+            (
+                "STRATA_ERRORS_DB",
+                dir.path().join("errors.db").display().to_string(),
+            ),
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&child.stdout);
+    assert!(
+        child.status.success(),
+        "{}",
+        String::from_utf8_lossy(&child.stderr)
+    );
+    assert!(stdout.contains("tokio_console = true"), "{stdout}");
+    let lines = std::fs::read_to_string(&out).unwrap();
+    if cfg!(tokio_unstable) {
+        assert!(!lines.contains("tokio-console is on"), "{lines}");
+    } else {
+        assert!(
+            lines.contains("tokio-console is on (diagnostics.tokio_console) but Tokio was built without task events: build with RUSTFLAGS=\"--cfg tokio_unstable\" to use it"),
+            "{lines}"
+        );
+    }
+}
