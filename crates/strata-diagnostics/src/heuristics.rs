@@ -251,10 +251,10 @@ impl Heuristics {
                     problem: Problem::MemoryGrowing,
                     subject: None,
                     evidence: format!(
-                        "resident memory rose from {:.1} MiB to {:.1} MiB over {} s, never falling",
+                        "resident memory rose from {:.1} MiB to {:.1} MiB over {}, never falling",
                         mib(first as f64),
                         mib(last as f64),
-                        c.memory_window.as_secs()
+                        span_text(c.memory_window)
                     ),
                 });
             }
@@ -270,9 +270,9 @@ impl Heuristics {
                         problem: Problem::SustainedHighCpu,
                         subject: None,
                         evidence: format!(
-                            "{:.0} % of a CPU for {} s while no request or job completed: a hot loop or a blocking call",
+                            "{:.0} % of a CPU for {} while no request or job completed: a hot loop or a blocking call",
                             busy * 100.0,
-                            c.cpu_window.as_secs()
+                            span_text(c.cpu_window)
                         ),
                     });
                 }
@@ -291,8 +291,8 @@ impl Heuristics {
                         problem: Problem::QueueBacklog,
                         subject: Some(name.clone()),
                         evidence: format!(
-                            "queue {name:?} rose from {first} to {last} over {} s, never draining",
-                            c.queue_window.as_secs()
+                            "queue {name:?} rose from {first} to {last} over {}, never draining",
+                            span_text(c.queue_window)
                         ),
                     });
                 }
@@ -342,6 +342,15 @@ impl Heuristics {
 #[must_use = "dropping the guard stops the heuristics"]
 pub struct HeuristicsGuard {
     _thread: crate::periodic::Periodic,
+}
+
+/// A window for people: `30 s`, `200 ms`.
+fn span_text(d: Duration) -> String {
+    if d.subsec_millis() == 0 && d.as_secs() > 0 {
+        format!("{} s", d.as_secs())
+    } else {
+        format!("{} ms", d.as_millis())
+    }
 }
 
 /// Never falling between samples, and up in at least four steps of five: a steady rise, not

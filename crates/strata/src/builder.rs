@@ -96,6 +96,8 @@ pub struct Builder {
     otlp_settings: Option<strata_otlp::Otlp>,
     #[cfg(feature = "metrics")]
     metrics_instance: Option<strata_metrics::Metrics>,
+    #[cfg(feature = "diagnostics")]
+    heuristics: Option<strata_diagnostics::HeuristicsConfig>,
     #[cfg(feature = "router")]
     router: Option<strata_router::RouterConfig>,
 }
@@ -130,6 +132,8 @@ impl Default for Builder {
             otlp_settings: None,
             #[cfg(feature = "metrics")]
             metrics_instance: None,
+            #[cfg(feature = "diagnostics")]
+            heuristics: None,
             #[cfg(feature = "router")]
             router: None,
         }
@@ -316,6 +320,14 @@ impl Builder {
     pub fn with_metrics(mut self, metrics: &strata_metrics::Metrics) -> Self {
         self.metrics = Some(true);
         self.metrics_instance = Some(metrics.clone());
+        self
+    }
+
+    /// The heuristics' thresholds and sampling interval (default: those of the shipped alert
+    /// rules). They run when `diagnostics.heuristics` and metrics are on.
+    #[cfg(feature = "diagnostics")]
+    pub fn with_heuristics(mut self, config: strata_diagnostics::HeuristicsConfig) -> Self {
+        self.heuristics = Some(config);
         self
     }
 
@@ -796,6 +808,14 @@ impl Builder {
                 config::p_duration,
                 (Duration::from_secs(30), Source::Default),
             )?,
+            heuristics: bool_key(
+                &mut r,
+                "diagnostics.heuristics",
+                None,
+                "",
+                &[],
+                (true, Source::Default),
+            )?,
             tokio_console: bool_key(
                 &mut r,
                 "diagnostics.tokio_console",
@@ -972,8 +992,10 @@ impl Builder {
             let mut d = crate::guard::DiagnosticsParts::start(inflight, &cfg.diagnostics)
                 .map_err(InitError::Diagnostics)?;
             #[cfg(feature = "metrics")]
-            if let Some(m) = &parts.metrics {
-                d.watch_metrics(m).map_err(InitError::Diagnostics)?;
+            if let (true, Some(m)) = (cfg.diagnostics.heuristics, &parts.metrics) {
+                let thresholds = self.heuristics.take().unwrap_or_default();
+                d.watch_metrics(m, thresholds)
+                    .map_err(InitError::Diagnostics)?;
             }
             parts.diagnostics = Some(d);
             Some(layer)

@@ -52,6 +52,7 @@
 //! listen = "127.0.0.1:6060"   # STRATA_DIAGNOSTICS_ADDR: /debug/inflight, /debug/health, /debug/pprof/profile
 //! token = "…"                 # STRATA_DIAGNOSTICS_TOKEN: required off loopback, and in production
 //! stuck_after = "30s"         # a request or job this old is reported, once, as still running
+//! heuristics = true           # MemoryGrowing, SustainedHighCpu, QueueBacklog, EventLoopLag WARNs (with metrics)
 //! tokio_console = true        # feature `tokio-console`; on by default in development when Tokio is built with RUSTFLAGS="--cfg tokio_unstable"
 //!
 //! [[router.route]]            # more outputs: files, syslog, alerts (see strata_router::RouterConfig)
@@ -376,6 +377,8 @@ pub struct DiagnosticsConfig {
     pub token: Option<String>,
     /// The age after which a request or job is reported as still running.
     pub stuck_after: Duration,
+    /// Whether the heuristics run over the metrics (thresholds: `Builder::with_heuristics`).
+    pub heuristics: bool,
     /// Whether tokio-console's layer is added (feature `tokio-console`; Tokio built with
     /// `--cfg tokio_unstable`).
     pub tokio_console: bool,
@@ -388,6 +391,7 @@ impl fmt::Debug for DiagnosticsConfig {
             .field("listen", &self.listen)
             .field("token", &self.token.as_ref().map(|_| "[REDACTED]"))
             .field("stuck_after", &self.stuck_after)
+            .field("heuristics", &self.heuristics)
             .field("tokio_console", &self.tokio_console)
             .finish()
     }
@@ -753,7 +757,14 @@ const SECTIONS: &[(&str, &[&str])] = &[
     ("metrics", &["enabled", "listen", "lag_probe"]),
     (
         "diagnostics",
-        &["enabled", "listen", "token", "stuck_after", "tokio_console"],
+        &[
+            "enabled",
+            "listen",
+            "token",
+            "stuck_after",
+            "heuristics",
+            "tokio_console",
+        ],
     ),
     ("router", &["route"]),
 ];
@@ -1140,6 +1151,10 @@ impl Config {
                     ms if ms % 1000 == 0 => format!("{}s", ms / 1000),
                     ms => format!("{ms}ms"),
                 }),
+            ),
+            (
+                "diagnostics.heuristics",
+                self.diagnostics.heuristics.to_string(),
             ),
             (
                 "diagnostics.tokio_console",

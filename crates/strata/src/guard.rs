@@ -65,16 +65,15 @@ impl DiagnosticsParts {
         })
     }
 
-    /// Runs the heuristics over `metrics` (default thresholds: those of the shipped rules).
+    /// Runs the heuristics over `metrics` with `thresholds`.
     #[cfg(feature = "metrics")]
     pub(crate) fn watch_metrics(
         &mut self,
         metrics: &strata_metrics::Metrics,
+        thresholds: strata_diagnostics::HeuristicsConfig,
     ) -> std::io::Result<()> {
-        self._heuristics = Some(
-            strata_diagnostics::Heuristics::new(strata_diagnostics::HeuristicsConfig::default())
-                .spawn(metrics.clone())?,
-        );
+        self._heuristics =
+            Some(strata_diagnostics::Heuristics::new(thresholds).spawn(metrics.clone())?);
         Ok(())
     }
 }

@@ -249,3 +249,91 @@ fn tokio_console_asked_for_says_what_it_needs() {
         );
     }
 }
+
+/// The child: a queue that keeps rising, heuristics sampling every 20 ms.
+#[test]
+fn child_backlog() {
+    if !is_child("child_backlog") {
+        return;
+    }
+    let out = std::path::PathBuf::from(std::env::var("CHILD_OUT").unwrap());
+    let mut thresholds = strata::diagnostics::HeuristicsConfig::default();
+    thresholds.interval = Duration::from_millis(20);
+    thresholds.queue_window = Duration::from_millis(200);
+    thresholds.queue_min_growth = 5;
+    let guard = strata::builder()
+        .with_writer(std::sync::Mutex::new(std::fs::File::create(&out).unwrap()))
+        .with_heuristics(thresholds)
+        .try_init()
+        .unwrap();
+    let worker = guard.metrics().expect("metrics are on").worker("invoices");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut depth = 0;
+    loop {
+        let text = std::fs::read_to_string(&out).unwrap();
+        if let Some(line) = text
+            .lines()
+            .find(|l| l.contains("\"problem\":\"QueueBacklog\""))
+        {
+            println!("{line}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no QueueBacklog:\n{text}");
+        depth += 1;
+        worker.set_depth(depth);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    drop(guard);
+}
+
+#[test]
+fn the_facades_heuristics_watch_its_metrics_with_the_thresholds_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.log");
+    let child = run_child(
+        "child_backlog",
+        dir.path(),
+        &[
+            ("STRATA_ENV", "staging".to_owned()),
+            ("CHILD_OUT", out.display().to_string()),
+            (
+                "STRATA_ERRORS_DB",
+                dir.path().join("errors.db").display().to_string(),
+            ),
+            (
+                "STRATA_TELEMETRY_FILE",
+                dir.path().join("telemetry.jsonl").display().to_string(),
+            ),
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&child.stdout);
+    assert!(
+        child.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&child.stderr)
+    );
+    let found = stdout
+        .lines()
+        .find(|l| l.contains("QueueBacklog"))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    // The test harness prints its "test child_backlog ... " before the child's line.
+    let json = &found[found.find('{').unwrap_or(0)..];
+    let line: Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {found}"));
+    assert_eq!(line["level"], "WARN");
+    assert_eq!(line["event"], "problem_detected");
+    assert_eq!(line["subject"], "invoices");
+    assert!(
+        line["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("QueueBacklog: queue \"invoices\" rose from "),
+        "{line}"
+    );
+    assert!(
+        line["message"]
+            .as_str()
+            .unwrap()
+            .contains(" over 200 ms, never draining"),
+        "{line}"
+    );
+}
