@@ -244,9 +244,7 @@ impl Heuristics {
         if let Some(w) = self.last(self.span(c.memory_window)) {
             let rss: Vec<u64> = w.map(|s| s.rss_bytes).collect();
             let (first, last) = (rss[0], rss[rss.len() - 1]);
-            if rising(rss.iter().map(|&r| r as f64))
-                && last.saturating_sub(first) >= c.memory_min_growth
-            {
+            if rising(&rss) && last.saturating_sub(first) >= c.memory_min_growth {
                 out.push(Finding {
                     problem: Problem::MemoryGrowing,
                     subject: None,
@@ -286,7 +284,7 @@ impl Heuristics {
                     w.iter().map(|s| s.queues.get(name).copied()).collect();
                 let Some(depths) = depths else { continue };
                 let (first, last) = (depths[0], depths[depths.len() - 1]);
-                if rising(depths.iter().map(|&d| d as f64)) && last - first >= c.queue_min_growth {
+                if rising(&depths) && last - first >= c.queue_min_growth {
                     out.push(Finding {
                         problem: Problem::QueueBacklog,
                         subject: Some(name.clone()),
@@ -355,8 +353,7 @@ fn span_text(d: Duration) -> String {
 
 /// Never falling between samples, and up in at least four steps of five: a steady rise, not
 /// a one-off step or a sawtooth.
-fn rising(values: impl Iterator<Item = f64> + Clone) -> bool {
-    let v: Vec<f64> = values.collect();
+fn rising<T: PartialOrd>(v: &[T]) -> bool {
     let steps = v.len().saturating_sub(1);
     let up = v.windows(2).filter(|p| p[1] > p[0]).count();
     steps > 0 && v.windows(2).all(|p| p[1] >= p[0]) && up * 5 >= steps * 4

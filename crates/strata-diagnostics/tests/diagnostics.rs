@@ -54,6 +54,11 @@ fn install(inflight: &Inflight) -> (Lines, tracing::subscriber::DefaultGuard) {
     (lines, guard)
 }
 
+/// `GET url`, its body as JSON.
+async fn get_json(client: &reqwest::Client, url: String) -> Value {
+    client.get(url).send().await.unwrap().json().await.unwrap()
+}
+
 /// Polls `f` every 10 ms until it returns `Some`, for at most 10 s.
 async fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -204,14 +209,7 @@ async fn a_stuck_handler_is_in_flight_by_its_request_id_and_reported_once() {
     })
     .await;
 
-    let body: Value = client
-        .get(format!("http://{diag}/debug/inflight"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body: Value = get_json(&client, format!("http://{diag}/debug/inflight")).await;
     assert_eq!(body["count"], 1, "{body}");
     let work = &body["work"][0];
     assert_eq!(work["kind"], "request");
@@ -242,14 +240,7 @@ async fn a_stuck_handler_is_in_flight_by_its_request_id_and_reported_once() {
     assert_eq!(w["stack"], "request > wait_for_payment", "{w}");
     assert!(w["age_ms"].as_u64().unwrap() >= 300);
 
-    let health: Value = client
-        .get(format!("http://{diag}/debug/health"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health: Value = get_json(&client, format!("http://{diag}/debug/health")).await;
     assert_eq!(health["in_flight"], 1, "{health}");
     assert_eq!(health["stuck"], 1, "{health}");
     assert_eq!(health["status"], "degraded");

@@ -14,6 +14,18 @@ use support::{is_child, run_child};
 
 const TOKEN: &str = "diag-token-0123456789abcdef";
 
+/// Runs child test `name` in `dir`, its lines to `dir/out.log` and its local stores in `dir`.
+fn run_in(dir: &std::path::Path, name: &str, envs: &[(&str, String)]) -> std::process::Output {
+    let p = |f: &str| dir.join(f).display().to_string();
+    let mut all = vec![
+        ("CHILD_OUT", p("out.log")),
+        ("STRATA_ERRORS_DB", p("errors.db")),
+        ("STRATA_TELEMETRY_FILE", p("telemetry.jsonl")),
+    ];
+    all.extend(envs.iter().cloned());
+    run_child(name, dir, &all)
+}
+
 fn resolve(dir: &std::path::Path, toml: &str) -> Result<strata::Config, InitError> {
     let file = dir.join("strata.toml");
     std::fs::write(&file, toml).unwrap();
@@ -171,22 +183,7 @@ fn installed_it_serves_in_flight_work_reports_stuck_jobs_and_dumps_on_sigusr1() 
         ),
     )
     .unwrap();
-    let out = dir.path().join("out.log");
-    let child = run_child(
-        "child_app",
-        dir.path(),
-        &[
-            ("CHILD_OUT", out.display().to_string()),
-            (
-                "STRATA_ERRORS_DB",
-                dir.path().join("errors.db").display().to_string(),
-            ),
-            (
-                "STRATA_TELEMETRY_FILE",
-                dir.path().join("telemetry.jsonl").display().to_string(),
-            ),
-        ],
-    );
+    let child = run_in(dir.path(), "child_app", &[]);
     let stdout = String::from_utf8_lossy(&child.stdout);
     assert!(
         child.status.success() && stdout.contains("CHILD_OK"),
@@ -218,20 +215,15 @@ fn tokio_console_asked_for_says_what_it_needs() {
         "[diagnostics]\ntokio_console = true\n",
     )
     .unwrap();
-    let out = dir.path().join("out.log");
-    let child = run_child(
-        "child_console",
+    let child = run_in(
         dir.path(),
+        "child_console",
         &[
             ("STRATA_ENV", "development".to_owned()),
             ("NO_COLOR", "1".to_owned()),
-            ("CHILD_OUT", out.display().to_string()),
-            (
-                "STRATA_ERRORS_DB",
-                dir.path().join("errors.db").display().to_string(),
-            ),
         ],
     );
+    let out = dir.path().join("out.log");
     let stdout = String::from_utf8_lossy(&child.stdout);
     assert!(
         child.status.success(),
@@ -289,22 +281,10 @@ fn child_backlog() {
 #[test]
 fn the_facades_heuristics_watch_its_metrics_with_the_thresholds_given() {
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("out.log");
-    let child = run_child(
-        "child_backlog",
+    let child = run_in(
         dir.path(),
-        &[
-            ("STRATA_ENV", "staging".to_owned()),
-            ("CHILD_OUT", out.display().to_string()),
-            (
-                "STRATA_ERRORS_DB",
-                dir.path().join("errors.db").display().to_string(),
-            ),
-            (
-                "STRATA_TELEMETRY_FILE",
-                dir.path().join("telemetry.jsonl").display().to_string(),
-            ),
-        ],
+        "child_backlog",
+        &[("STRATA_ENV", "staging".to_owned())],
     );
     let stdout = String::from_utf8_lossy(&child.stdout);
     assert!(
