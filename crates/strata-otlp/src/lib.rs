@@ -1,7 +1,6 @@
 //! OpenTelemetry export for strata: traces, logs and metrics to any OTLP endpoint (gRPC or
-//! HTTP/protobuf) through `tracing-opentelemetry`, `opentelemetry-appender-tracing` and
-//! `opentelemetry-otlp`, with the exported span's trace and span IDs in strata-core's span
-//! store, so every strata JSON line inside a span carries the same `trace_id`/`span_id` that
+//! HTTP/protobuf) through `tracing-opentelemetry` and `opentelemetry-appender-tracing`, with
+//! the exported span's trace and span IDs in strata-core's span store, so every strata JSON line inside a span carries the same `trace_id`/`span_id` that
 //! the trace backend shows — and so does the exported log record of the same event.
 //!
 //! ```no_run
@@ -38,6 +37,10 @@
 //!   span events, links, status) and log records (bodies, attributes) — sensitive attribute
 //!   keys whatever the type, secret-shaped text anywhere — on the export thread, for the
 //!   collector and the local file alike.
+//! - Spans and log records are encoded straight into OTLP protobuf on the export thread, one
+//!   buffer per batch (no intermediate message structs, no copy of the batch for retries), and
+//!   sent over tonic or the HTTP client, with the OTLP retries (3, backing off from 100 ms);
+//!   metrics go through `opentelemetry-otlp`.
 //! - Queues are bounded; dropped and failed spans and log records are counted
 //!   ([`OtlpGuard::dropped_spans`]…) and reported in the logs at most once a second.
 //! - No feedback loop: telemetry is suppressed on the exporter's threads, the network stack's
@@ -52,6 +55,8 @@ mod file;
 mod propagation;
 mod redact;
 mod semconv;
+mod transport;
+mod wire;
 
 #[cfg(feature = "request-id")]
 pub use propagation::install_propagation;
@@ -238,9 +243,10 @@ impl Otlp {
     }
 
     /// Compresses export bodies. Default: `OTEL_EXPORTER_OTLP_[<SIGNAL>_]COMPRESSION` (`gzip`,
-    /// `none`), then none. One exception to "code wins": `Compression::None` in code does not
-    /// turn off a `gzip` from the environment (opentelemetry-otlp reads that variable itself
-    /// and has no way to say "none").
+    /// `none`), then none. One exception to "code wins", for metrics only:
+    /// `Compression::None` in code does not turn off a `gzip` from the environment there
+    /// (opentelemetry-otlp, which exports metrics, reads that variable itself and has no way
+    /// to say "none").
     #[must_use]
     pub fn with_compression(mut self, compression: Compression) -> Self {
         self.gzip = Some(compression == Compression::Gzip);
@@ -517,13 +523,14 @@ const SIGNALS: [Signal; 3] = [Signal::Traces, Signal::Logs, Signal::Metrics];
 
 /// The exporters of [`Otlp::start`], each with where its futures run.
 type Exporters = (
-    Option<(opentelemetry_otlp::SpanExporter, batch::Executor)>,
-    Option<(opentelemetry_otlp::LogExporter, batch::Executor)>,
+    Option<(transport::Spans, batch::Executor)>,
+    Option<(transport::Logs, batch::Executor)>,
     Option<opentelemetry_otlp::MetricExporter>,
 );
 
-/// Builds the OTLP exporters of `plans` (inside the gRPC runtime's context, when there is
-/// one). The HTTP ones share one blocking client.
+/// Builds the exporters of `plans` (inside the gRPC runtime's context, when there is one):
+/// strata's own for spans and log records ([`transport`]), opentelemetry-otlp's for metrics.
+/// The HTTP ones share one blocking client.
 fn build_exporters(
     plans: [Option<Plan>; 3],
     handle: Option<tokio::runtime::Handle>,
@@ -538,6 +545,7 @@ fn build_exporters(
         None
     };
     let [traces, logs, metrics] = plans;
+    // gRPC futures run on the runtime; HTTP ones on the export thread, which blocks.
     let executor = |p: &Plan| {
         batch::Executor(
             (p.protocol == Protocol::Grpc)
@@ -545,36 +553,55 @@ fn build_exporters(
                 .flatten(),
         )
     };
-    macro_rules! build {
-        ($plan:expr, $exporter:path) => {{
-            let plan = $plan;
-            let b = <$exporter>::builder();
-            match plan.protocol {
+    let sender = |p: Plan, method: &'static str| -> Result<transport::Sender, OtlpError> {
+        let s = p.settings;
+        match p.protocol {
+            Protocol::Grpc => {
+                transport::Sender::grpc(&s.endpoint, method, s.timeout, s.gzip, &s.headers)
+            }
+            Protocol::HttpProtobuf => Ok(transport::Sender::http(
+                client
+                    .clone()
+                    .ok_or_else(|| OtlpError::Exporter("no HTTP client".to_owned()))?,
+                &s.endpoint,
+                s.timeout,
+                s.gzip,
+                s.headers,
+            )),
+        }
+    };
+    let traces = match traces {
+        Some(p) => {
+            let x = executor(&p);
+            let spans = transport::Spans::new(sender(p, transport::Spans::GRPC_METHOD)?);
+            Some((spans, x))
+        }
+        None => None,
+    };
+    let logs = match logs {
+        Some(p) => {
+            let x = executor(&p);
+            Some((
+                transport::Logs::new(sender(p, transport::Logs::GRPC_METHOD)?),
+                x,
+            ))
+        }
+        None => None,
+    };
+    let metrics = match metrics {
+        Some(plan) => {
+            let b = opentelemetry_otlp::MetricExporter::builder();
+            let built = match plan.protocol {
                 Protocol::Grpc => plan.settings.grpc(b.with_tonic())?.build(),
                 Protocol::HttpProtobuf => {
                     plan.settings.http(b.with_http(), client.clone())?.build()
                 }
-            }
-            .map_err(|e| OtlpError::Exporter(e.to_string()))?
-        }};
-    }
-    let traces = match traces {
-        Some(p) => Some((executor(&p), build!(p, opentelemetry_otlp::SpanExporter))),
+            };
+            Some(built.map_err(|e| OtlpError::Exporter(e.to_string()))?)
+        }
         None => None,
     };
-    let logs = match logs {
-        Some(p) => Some((executor(&p), build!(p, opentelemetry_otlp::LogExporter))),
-        None => None,
-    };
-    let metrics = match metrics {
-        Some(p) => Some(build!(p, opentelemetry_otlp::MetricExporter)),
-        None => None,
-    };
-    Ok((
-        traces.map(|(e, x)| (x, e)),
-        logs.map(|(e, x)| (x, e)),
-        metrics,
-    ))
+    Ok((traces, logs, metrics))
 }
 
 /// What [`Otlp::prepare`] resolved, before the exporters exist.

@@ -1,0 +1,344 @@
+//! strata's span and log record exporters: each batch encoded by [`crate::wire`] into one buffer
+//! on the export thread, then sent as it is — over gRPC (tonic, with a pass-through codec) or
+//! HTTP/protobuf (the shared blocking client) — with the retries the OTLP specification asks
+//! for: up to 3 more attempts on a transient failure (gRPC `UNAVAILABLE`, `CANCELLED`,
+//! `DEADLINE_EXCEEDED`, `ABORTED`, `OUT_OF_RANGE`, `DATA_LOSS`; HTTP 429, 502, 503, 504; a
+//! connection or timeout error), 100 ms apart and doubling (or what `Retry-After` says, at most
+//! 1.6 s). The bytes are built once, so a retry costs no copy of the batch.
+
+use std::io::Write as _;
+use std::time::Duration;
+
+use http::HeaderMap;
+use http::uri::PathAndQuery;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
+use opentelemetry_sdk::logs::{LogBatch, LogExporter};
+use opentelemetry_sdk::trace::{SpanData, SpanExporter};
+use prost::bytes::{Buf as _, BufMut as _, Bytes};
+use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::metadata::MetadataMap;
+use tonic::transport::Channel;
+
+use crate::OtlpError;
+use crate::wire::{self, EncodedResource};
+
+const RETRIES: u32 = 3;
+const FIRST_DELAY: Duration = Duration::from_millis(100);
+const MAX_DELAY: Duration = Duration::from_millis(1600);
+
+/// Sends already-encoded export requests of one signal.
+#[derive(Debug)]
+pub(crate) struct Sender {
+    kind: Kind,
+    timeout: Duration,
+    /// The endpoint without credentials, for error messages.
+    shown: String,
+}
+
+#[derive(Debug)]
+enum Kind {
+    Grpc {
+        client: tonic::client::Grpc<Channel>,
+        path: PathAndQuery,
+        metadata: MetadataMap,
+    },
+    Http {
+        client: reqwest::blocking::Client,
+        url: String,
+        headers: HeaderMap,
+        gzip: bool,
+    },
+}
+
+/// Why an attempt failed, and whether another may succeed.
+struct Failure {
+    message: String,
+    retry: bool,
+    /// The server's `Retry-After`.
+    after: Option<Duration>,
+}
+
+impl Sender {
+    /// A gRPC sender to `endpoint`'s `method` (built inside the exporter runtime's context: the
+    /// channel connects lazily, on that runtime).
+    pub(crate) fn grpc(
+        endpoint: &str,
+        method: &'static str,
+        timeout: Duration,
+        gzip: bool,
+        headers: &HeaderMap,
+    ) -> Result<Sender, OtlpError> {
+        let shown = crate::config::without_userinfo(endpoint);
+        let channel = tonic::transport::Endpoint::from_shared(endpoint.to_owned())
+            .map_err(|_| OtlpError::Invalid {
+                setting: "endpoint".to_owned(),
+                value: shown.clone(),
+                expected: "an http:// URL",
+            })?
+            .timeout(timeout)
+            .connect_lazy();
+        let mut client = tonic::client::Grpc::new(channel);
+        if gzip {
+            client = client
+                .send_compressed(CompressionEncoding::Gzip)
+                .accept_compressed(CompressionEncoding::Gzip);
+        }
+        for name in headers.keys() {
+            if tonic::metadata::AsciiMetadataKey::from_bytes(name.as_str().as_bytes()).is_err() {
+                return Err(OtlpError::Invalid {
+                    setting: "headers".to_owned(),
+                    value: name.to_string(),
+                    expected: "an ASCII gRPC metadata name (not ending in -bin)",
+                });
+            }
+        }
+        Ok(Sender {
+            kind: Kind::Grpc {
+                client,
+                path: PathAndQuery::from_static(method),
+                metadata: MetadataMap::from_headers(headers.clone()),
+            },
+            timeout,
+            shown,
+        })
+    }
+
+    /// An HTTP/protobuf sender posting to `url` with `client`.
+    pub(crate) fn http(
+        client: reqwest::blocking::Client,
+        url: &str,
+        timeout: Duration,
+        gzip: bool,
+        headers: HeaderMap,
+    ) -> Sender {
+        Sender {
+            shown: crate::config::without_userinfo(url),
+            kind: Kind::Http {
+                client,
+                url: url.to_owned(),
+                headers,
+                gzip,
+            },
+            timeout,
+        }
+    }
+
+    /// Sends `body`, retrying transient failures.
+    async fn send(&self, body: Vec<u8>) -> OTelSdkResult {
+        let body = Bytes::from(body);
+        let mut delay = FIRST_DELAY;
+        let mut attempt = 0;
+        loop {
+            let failure = match self.attempt(body.clone()).await {
+                Ok(()) => return Ok(()),
+                Err(f) => f,
+            };
+            if !failure.retry || attempt == RETRIES {
+                return Err(OTelSdkError::InternalFailure(failure.message));
+            }
+            attempt += 1;
+            let wait = failure.after.unwrap_or(delay).min(MAX_DELAY);
+            match self.kind {
+                Kind::Grpc { .. } => tokio::time::sleep(wait).await,
+                // The HTTP client blocks its (export) thread anyway.
+                Kind::Http { .. } => std::thread::sleep(wait),
+            }
+            delay = (delay * 2).min(MAX_DELAY);
+        }
+    }
+
+    async fn attempt(&self, body: Bytes) -> Result<(), Failure> {
+        match &self.kind {
+            Kind::Grpc {
+                client,
+                path,
+                metadata,
+            } => {
+                let mut client = client.clone();
+                let mut request = tonic::Request::new(body);
+                *request.metadata_mut() = metadata.clone();
+                request.set_timeout(self.timeout);
+                let call = async {
+                    client
+                        .ready()
+                        .await
+                        .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+                    client.unary::<_, (), _>(request, path.clone(), Raw).await
+                };
+                match tokio::time::timeout(self.timeout, call).await {
+                    Ok(Ok(_)) => Ok(()),
+                    Ok(Err(status)) => Err(self.grpc_failure(&status)),
+                    Err(_) => Err(Failure {
+                        message: format!("{}: no answer within {:?}", self.shown, self.timeout),
+                        retry: true,
+                        after: None,
+                    }),
+                }
+            }
+            Kind::Http {
+                client,
+                url,
+                headers,
+                gzip,
+            } => {
+                let mut request = client
+                    .post(url)
+                    .timeout(self.timeout)
+                    .headers(headers.clone())
+                    .header(http::header::CONTENT_TYPE, "application/x-protobuf");
+                let body = if *gzip {
+                    request = request.header(http::header::CONTENT_ENCODING, "gzip");
+                    let mut z = flate2::write::GzEncoder::new(
+                        Vec::with_capacity(body.len() / 4),
+                        flate2::Compression::fast(),
+                    );
+                    z.write_all(&body)
+                        .and_then(|()| z.finish())
+                        .map_or(body, Bytes::from)
+                } else {
+                    body
+                };
+                let response = request.body(body).send().map_err(|e| Failure {
+                    retry: e.is_connect() || e.is_timeout() || e.is_request(),
+                    // Never the URL: it may carry a password.
+                    message: format!("{}: {}", self.shown, e.without_url()),
+                    after: None,
+                })?;
+                let status = response.status();
+                if status.is_success() {
+                    return Ok(());
+                }
+                let after = response
+                    .headers()
+                    .get(http::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok())
+                    .map(Duration::from_secs);
+                Err(Failure {
+                    message: format!("{}: HTTP {status}", self.shown),
+                    retry: matches!(status.as_u16(), 429 | 502 | 503 | 504),
+                    after,
+                })
+            }
+        }
+    }
+
+    fn grpc_failure(&self, status: &tonic::Status) -> Failure {
+        use tonic::Code;
+        Failure {
+            message: format!("{}: {:?}: {}", self.shown, status.code(), status.message()),
+            retry: matches!(
+                status.code(),
+                Code::Unavailable
+                    | Code::Cancelled
+                    | Code::DeadlineExceeded
+                    | Code::Aborted
+                    | Code::OutOfRange
+                    | Code::DataLoss
+            ),
+            after: None,
+        }
+    }
+}
+
+/// Sends the encoded request as the message, ignores the response's body.
+#[derive(Debug, Clone, Copy)]
+struct Raw;
+
+impl Codec for Raw {
+    type Encode = Bytes;
+    type Decode = ();
+    type Encoder = Raw;
+    type Decoder = Raw;
+
+    fn encoder(&mut self) -> Raw {
+        Raw
+    }
+
+    fn decoder(&mut self) -> Raw {
+        Raw
+    }
+}
+
+impl Encoder for Raw {
+    type Item = Bytes;
+    type Error = tonic::Status;
+
+    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl Decoder for Raw {
+    type Item = ();
+    type Error = tonic::Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<()>, tonic::Status> {
+        src.advance(src.remaining());
+        Ok(Some(()))
+    }
+}
+
+/// Spans over OTLP, encoded by [`wire::traces`].
+#[derive(Debug)]
+pub(crate) struct Spans {
+    sender: Sender,
+    resource: EncodedResource,
+}
+
+impl Spans {
+    pub(crate) const GRPC_METHOD: &'static str =
+        "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+
+    pub(crate) fn new(sender: Sender) -> Spans {
+        Spans {
+            sender,
+            resource: EncodedResource::default(),
+        }
+    }
+}
+
+impl SpanExporter for Spans {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        let mut body = Vec::with_capacity(batch.len() * 512 + 256);
+        wire::traces(&mut body, &self.resource, &batch);
+        drop(batch);
+        self.sender.send(body).await
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.resource = EncodedResource::new(resource);
+    }
+}
+
+/// Log records over OTLP, encoded by [`wire::logs`].
+#[derive(Debug)]
+pub(crate) struct Logs {
+    sender: Sender,
+    resource: EncodedResource,
+}
+
+impl Logs {
+    pub(crate) const GRPC_METHOD: &'static str =
+        "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
+
+    pub(crate) fn new(sender: Sender) -> Logs {
+        Logs {
+            sender,
+            resource: EncodedResource::default(),
+        }
+    }
+}
+
+impl LogExporter for Logs {
+    async fn export(&self, batch: LogBatch<'_>) -> OTelSdkResult {
+        let mut body = Vec::with_capacity(64 * 1024);
+        wire::logs(&mut body, &self.resource, &batch);
+        self.sender.send(body).await
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.resource = EncodedResource::new(resource);
+    }
+}
