@@ -394,9 +394,24 @@ impl SpanProcessor for Batch<SpanData> {
     fn set_resource(&mut self, _resource: &Resource) {}
 }
 
+/// A record with nothing set (the SDK makes them only through a logger).
+fn blank_record() -> &'static SdkLogRecord {
+    static BLANK: std::sync::OnceLock<SdkLogRecord> = std::sync::OnceLock::new();
+    BLANK.get_or_init(|| {
+        use opentelemetry::logs::{Logger as _, LoggerProvider as _};
+        let provider = opentelemetry_sdk::logs::SdkLoggerProvider::builder().build();
+        let record = provider.logger("strata").create_log_record();
+        let _ = provider.shutdown();
+        record
+    })
+}
+
 impl LogProcessor for Batch<LogItem> {
+    /// Takes the record, leaving a blank one behind: this is the provider's only processor, and
+    /// the SDK drops the record after this call (a clone would copy every attribute).
     fn emit(&self, record: &mut SdkLogRecord, scope: &InstrumentationScope) {
-        self.push((record.clone(), scope.clone()));
+        let record = std::mem::replace(record, blank_record().clone());
+        self.push((record, scope.clone()));
     }
 
     /// The network stack's and telemetry crates' own events are not exported: each export

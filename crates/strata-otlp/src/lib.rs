@@ -50,6 +50,7 @@
 
 mod batch;
 mod config;
+mod events;
 mod file;
 #[cfg(feature = "request-id")]
 mod propagation;
@@ -145,6 +146,7 @@ pub enum OtlpError {
 /// | batch delay | — | `OTEL_BSP_SCHEDULE_DELAY`, `OTEL_BLRP_SCHEDULE_DELAY` (ms) | 500 ms |
 /// | exporters | — | `OTEL_TRACES_EXPORTER`, `OTEL_METRICS_EXPORTER` (`otlp`, `none`) | `otlp` |
 /// | logs | [`with_logs`](Otlp::with_logs) | `OTEL_LOGS_EXPORTER` (`otlp`, `none`) | on |
+/// | span events | [`with_span_events`](Otlp::with_span_events) | — | `WARN` and up when logs are exported, all otherwise |
 /// | metrics interval | [`with_metrics_interval`](Otlp::with_metrics_interval) | `OTEL_METRIC_EXPORT_INTERVAL` (ms) | 60 s |
 /// | service | [`with_service_name`](Otlp::with_service_name) | `OTEL_SERVICE_NAME`, `service.name` in `OTEL_RESOURCE_ATTRIBUTES`, `STRATA_SERVICE` | executable name |
 /// | resource | [`with_service_version`](Otlp::with_service_version), [`with_environment`](Otlp::with_environment) | `OTEL_RESOURCE_ATTRIBUTES`, `STRATA_VERSION`, `STRATA_ENV` | — |
@@ -170,6 +172,7 @@ pub struct Otlp {
     logs: Option<bool>,
     metrics_interval: Option<Duration>,
     redaction: Option<Arc<strata_core::Redaction>>,
+    span_events: Option<tracing_core::LevelFilter>,
 }
 
 impl Otlp {
@@ -266,6 +269,18 @@ impl Otlp {
     #[must_use]
     pub fn with_logs(mut self, logs: bool) -> Self {
         self.logs = Some(logs);
+        self
+    }
+
+    /// Which tracing events inside a span are also recorded as span events (the "logs" of a
+    /// span in Jaeger): those at this level or more severe. Default: `WARN` when log records
+    /// are exported (every event reaches the backend as a log record carrying its span's trace
+    /// context already; recording INFO events again as span events doubled the cost of a
+    /// request's telemetry for a copy), every level when they are not. An ERROR event marks
+    /// its span failed whatever this says.
+    #[must_use]
+    pub fn with_span_events(mut self, level: tracing_core::LevelFilter) -> Self {
+        self.span_events = Some(level);
         self
     }
 
@@ -449,6 +464,7 @@ impl Otlp {
             },
             resource: self.resource(),
             runtime: None,
+            span_events: self.span_events,
         }))
     }
 
@@ -614,6 +630,8 @@ struct Started {
     on: [bool; 3],
     metrics_interval: Duration,
     runtime: Option<tokio::runtime::Runtime>,
+    /// The events recorded as span events (when set in code).
+    span_events: Option<tracing_core::LevelFilter>,
 }
 
 impl Started {
@@ -672,7 +690,13 @@ impl Started {
                 .with_resource(self.resource)
                 .build()
         });
+        let span_events = self.span_events.unwrap_or(if logger.is_some() {
+            tracing_core::LevelFilter::WARN
+        } else {
+            tracing_core::LevelFilter::TRACE
+        });
         Ok(OtlpGuard {
+            span_events,
             tracer,
             logger,
             meter,
@@ -891,6 +915,8 @@ pub struct OtlpGuard {
     span_counters: Arc<batch::Counters>,
     log_counters: Arc<batch::Counters>,
     runtime: Option<tokio::runtime::Runtime>,
+    /// The events recorded as span events.
+    span_events: tracing_core::LevelFilter,
 }
 
 impl std::fmt::Debug for OtlpGuard {
@@ -906,6 +932,7 @@ impl std::fmt::Debug for OtlpGuard {
 impl OtlpGuard {
     fn disabled() -> OtlpGuard {
         OtlpGuard {
+            span_events: tracing_core::LevelFilter::OFF,
             tracer: None,
             logger: None,
             meter: None,
@@ -943,10 +970,10 @@ impl OtlpGuard {
         // Thread attributes stay on: without them (`with_threads(false)`, 350 instructions
         // less per span on the caller) sustained gRPC export here fell from ~32 k to ~17 k
         // spans/s, repeatably, for a reason not yet found (docs/performance.md).
-        let traces = self
-            .tracer
-            .as_ref()
-            .map(|provider| tracing_opentelemetry::layer().with_tracer(provider.tracer("strata")));
+        let traces = self.tracer.as_ref().map(|provider| events::SpanEvents {
+            inner: tracing_opentelemetry::layer().with_tracer(provider.tracer("strata")),
+            max: self.span_events,
+        });
         let ids = TraceIds {
             enabled: traces.is_some(),
         };

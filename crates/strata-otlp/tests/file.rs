@@ -100,3 +100,98 @@ fn the_file_is_bounded_by_keeping_one_previous() {
     );
     assert!(otlp.exported_spans() == 400, "{}", otlp.exported_spans());
 }
+
+/// The span events of the span named `name` and the log record bodies in an OTLP/JSON file.
+fn events_and_records(text: &str, name: &str) -> (Vec<String>, Vec<String>) {
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let events = lines
+        .iter()
+        .filter_map(|l| l["resourceSpans"].as_array())
+        .flatten()
+        .flat_map(|rs| rs["scopeSpans"].as_array().unwrap())
+        .flat_map(|ss| ss["spans"].as_array().unwrap())
+        .filter(|s| s["name"] == name)
+        .flat_map(|s| s["events"].as_array().cloned().unwrap_or_default())
+        .map(|e| e["name"].as_str().unwrap().to_owned())
+        .collect();
+    let records = lines
+        .iter()
+        .filter_map(|l| l["resourceLogs"].as_array())
+        .flatten()
+        .flat_map(|rl| rl["scopeLogs"].as_array().unwrap())
+        .flat_map(|sl| sl["logRecords"].as_array().unwrap())
+        .map(|r| {
+            r["body"]["stringValue"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    (events, records)
+}
+
+/// Runs one span with an event at each level and returns what reached the file.
+fn one_span_of_every_level(otlp: Otlp, path: &std::path::Path) -> (Vec<String>, Vec<String>) {
+    let otlp = otlp.with_file(path, 10_000_000).start().unwrap();
+    let subscriber = tracing_subscriber::registry()
+        .with(strata_core::StoreLayer::default())
+        .with(otlp.layer());
+    tracing::subscriber::with_default(subscriber, || {
+        tracing::info_span!("checkout").in_scope(|| {
+            tracing::debug!("cart loaded");
+            tracing::info!("payment accepted");
+            tracing::warn!("stock low");
+            tracing::error!("receipt not sent");
+        });
+    });
+    assert!(otlp.flush(Duration::from_secs(10)));
+    events_and_records(&std::fs::read_to_string(path).unwrap(), "checkout")
+}
+
+#[test]
+fn with_log_records_exported_spans_keep_their_warnings_and_errors_as_span_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let (events, records) = one_span_of_every_level(Otlp::new(), &dir.path().join("logs-on.jsonl"));
+    // Every event is a log record (carrying the span's IDs: tests/logs.rs)…
+    for message in [
+        "cart loaded",
+        "payment accepted",
+        "stock low",
+        "receipt not sent",
+    ] {
+        assert!(
+            records.iter().any(|r| r == message),
+            "{message}: {records:?}"
+        );
+    }
+    // …and the span keeps only what an on-call engineer looks for in it.
+    assert_eq!(events, ["stock low", "receipt not sent"]);
+
+    let (events, records) = one_span_of_every_level(
+        Otlp::new().with_logs(false),
+        &dir.path().join("logs-off.jsonl"),
+    );
+    assert!(records.is_empty(), "{records:?}");
+    assert_eq!(
+        events,
+        [
+            "cart loaded",
+            "payment accepted",
+            "stock low",
+            "receipt not sent"
+        ],
+        "without log records, every event stays in its span"
+    );
+
+    let (events, _) = one_span_of_every_level(
+        Otlp::new().with_span_events(tracing::level_filters::LevelFilter::INFO),
+        &dir.path().join("info.jsonl"),
+    );
+    assert_eq!(
+        events,
+        ["payment accepted", "stock low", "receipt not sent"]
+    );
+}

@@ -283,6 +283,8 @@ fn the_local_file_gets_masked_spans_span_events_links_and_log_records() {
         .with_service_name("shop")
         .with_file(&path, 10_000_000)
         .with_redaction(rules())
+        // Every event as a span event too: their masking is what is tested here.
+        .with_span_events(tracing::level_filters::LevelFilter::TRACE)
         .start()
         .unwrap();
     let subscriber = tracing_subscriber::registry()
