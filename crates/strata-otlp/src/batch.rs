@@ -332,11 +332,14 @@ pub(crate) fn spans<E: SpanExporter + 'static>(
         // Spans of the network stack and telemetry crates (made where suppression does not
         // reach, such as an HTTP client's own threads) are not exported: each export would
         // make more. Their children are theirs too, so nothing is left orphaned.
-        batch.retain(|s| !crate::semconv::from_telemetry(s));
+        batch.retain_mut(|s| {
+            let class = crate::semconv::classify(s);
+            crate::semconv::apply(s, class);
+            class != crate::semconv::Class::Telemetry
+        });
         if batch.is_empty() {
             return (0, Ok(()));
         }
-        batch.iter_mut().for_each(crate::semconv::apply);
         if let Some(r) = &mut redaction {
             batch.iter_mut().for_each(|s| crate::redact::span(r, s));
         }

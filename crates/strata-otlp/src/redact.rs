@@ -36,25 +36,27 @@ fn cow(r: &Redaction, s: &mut Cow<'static, str>) {
     }
 }
 
-/// FNV-1a: attribute keys are short, and the cache below is only ever filled by this process.
+/// A hash of a key's length and first and last 8 bytes: constant time whatever the key's
+/// length (FNV over every byte was the export thread's largest cost). The cache below is only
+/// ever filled by this process, with at most [`MAX_NAMES`] keys.
 #[derive(Default)]
-struct Fnv(u64);
+struct Quick(u64);
 
-impl Hasher for Fnv {
+impl Hasher for Quick {
     fn finish(&self) -> u64 {
         self.0
     }
     fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 {
-            0xcbf2_9ce4_8422_2325
-        } else {
-            self.0
-        };
-        for &b in bytes {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        fn word(b: &[u8]) -> u64 {
+            let mut w = [0_u8; 8];
+            let n = b.len().min(8);
+            w[..n].copy_from_slice(&b[..n]);
+            u64::from_le_bytes(w)
         }
-        self.0 = h;
+        let head = word(bytes);
+        let tail = word(&bytes[bytes.len().saturating_sub(8)..]);
+        self.0 = (self.0.rotate_left(5) ^ head.rotate_left(23) ^ tail ^ bytes.len() as u64)
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15);
     }
 }
 
@@ -62,7 +64,7 @@ impl Hasher for Fnv {
 /// and deciding one costs far more than looking it up.
 pub(crate) struct Rules {
     rules: Arc<Redaction>,
-    names: HashMap<Box<str>, bool, BuildHasherDefault<Fnv>>,
+    names: HashMap<Box<str>, bool, BuildHasherDefault<Quick>>,
 }
 
 /// Keys remembered at most (past that, decided each time: keys made at run time cannot grow

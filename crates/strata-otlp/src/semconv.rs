@@ -20,20 +20,38 @@ const CLIENT: &[(&str, &str)] = &[
     ("status_code", "http.response.status_code"),
 ];
 
-/// Whether the span comes from the network stack or a telemetry crate
-/// ([`strata_core::TELEMETRY_TARGETS`], by its module).
-pub(crate) fn from_telemetry(span: &SpanData) -> bool {
-    span.attributes.iter().any(|kv| {
-        kv.key.as_str() == "code.module.name"
-            && strata_core::is_telemetry_target(&kv.value.as_str())
-    })
+/// What a span is, from its name and the module it was made in (tracing-opentelemetry records
+/// `code.module.name`): one scan of its attributes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Class {
+    /// From the network stack or a telemetry crate ([`strata_core::TELEMETRY_TARGETS`]): not
+    /// exported.
+    Telemetry,
+    /// strata-request-id's server span.
+    Server,
+    /// strata-request-id's client span.
+    Client,
+    /// Anything else: exported as it is.
+    Other,
 }
 
-/// Whether the span was made in `module` (tracing-opentelemetry records `code.module.name`).
-fn made_in(span: &SpanData, module: &str) -> bool {
-    span.attributes
+pub(crate) fn classify(span: &SpanData) -> Class {
+    let Some(module) = span
+        .attributes
         .iter()
-        .any(|kv| kv.key.as_str() == "code.module.name" && kv.value.as_str() == module)
+        .find(|kv| kv.key.as_str() == "code.module.name")
+        .map(|kv| kv.value.as_str())
+    else {
+        return Class::Other;
+    };
+    match (span.name.as_ref(), module.as_ref()) {
+        // strata-request-id's middleware spans only (its `request_span()` for other kinds of
+        // requests is not HTTP).
+        ("request", "strata_request_id::server") => Class::Server,
+        ("http_client", "strata_request_id::client") => Class::Client,
+        (_, m) if strata_core::is_telemetry_target(m) => Class::Telemetry,
+        _ => Class::Other,
+    }
 }
 
 fn int(value: &Value) -> Option<i64> {
@@ -44,14 +62,12 @@ fn int(value: &Value) -> Option<i64> {
     }
 }
 
-/// Rewrites `span` if it is one of strata-request-id's HTTP spans.
-pub(crate) fn apply(span: &mut SpanData) {
-    // strata-request-id's middleware spans only (its `request_span()` for other kinds of
-    // requests is not HTTP).
-    let (kind, names) = match span.name.as_ref() {
-        "request" if made_in(span, "strata_request_id::server") => (SpanKind::Server, SERVER),
-        "http_client" if made_in(span, "strata_request_id::client") => (SpanKind::Client, CLIENT),
-        _ => return,
+/// Rewrites `span` if it is one of strata-request-id's HTTP spans (its [`classify`]).
+pub(crate) fn apply(span: &mut SpanData, class: Class) {
+    let (kind, names) = match class {
+        Class::Server => (SpanKind::Server, SERVER),
+        Class::Client => (SpanKind::Client, CLIENT),
+        Class::Telemetry | Class::Other => return,
     };
     let mut method = None;
     let mut route = None;

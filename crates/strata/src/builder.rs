@@ -945,10 +945,7 @@ impl Builder {
         let (otlp_layer, otlp_logs) = if cfg.otlp.enabled {
             let guard = Arc::new(self.start_otlp(&cfg, redaction.clone())?);
             strata_otlp::install_propagation();
-            let layers = (
-                Some(guard.traces_layer()),
-                Some(guard.logs_layer().with_filter(log_filter(&cfg.log.level))),
-            );
+            let layers = (Some(guard.traces_layer()), Some(guard.logs_layer()));
             parts.set_otlp(guard);
             layers
         } else {
@@ -1043,7 +1040,7 @@ impl Builder {
                 .with_span_close(cfg.log.span_close)
                 .with_writer(w);
             parts.json = Some(layer.handle());
-            layer.with_filter(log_filter(&cfg.log.level))
+            layer
         });
         #[cfg(not(feature = "json"))]
         let json_layer: Option<tracing_subscriber::layer::Identity> = {
@@ -1051,12 +1048,18 @@ impl Builder {
             None
         };
 
+        // Log records and JSON lines follow the log filter: one per-layer filter for both (each
+        // per-layer filter costs every span callback its own bookkeeping).
+        let logged = (otlp_logs.is_some() || json_layer.is_some()).then(|| {
+            tracing_subscriber::Layer::and_then(otlp_logs, json_layer)
+                .with_filter(log_filter(&cfg.log.level))
+        });
+
         // OTLP first: spans get their trace IDs before any other layer reads them.
         tracing_subscriber::registry()
             .with(strata_core::StoreLayer::new())
             .with(otlp_layer)
-            .with(otlp_logs)
-            .with(json_layer)
+            .with(logged)
             .with(console_layer)
             .with(router_layer)
             .with(capture_layer)
