@@ -235,10 +235,23 @@ impl Sender {
                     | Code::Aborted
                     | Code::OutOfRange
                     | Code::DataLoss
-            ),
+            ) || transport_error(status),
             after: None,
         }
     }
+}
+
+/// Whether the call failed in the connection, not at the collector: tonic says `UNKNOWN:
+/// transport error` when a connection closes before answering (a collector restarting).
+fn transport_error(status: &tonic::Status) -> bool {
+    let mut source = std::error::Error::source(status);
+    while let Some(e) = source {
+        if e.is::<tonic::transport::Error>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }
 
 /// Sends the encoded request as the message, ignores the response's body.

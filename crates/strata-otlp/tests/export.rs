@@ -198,3 +198,40 @@ fn the_guard_flushes_on_drop_inside_any_runtime_over_both_protocols() {
     let logs = receiver.wait_for_logs(expected.len(), Duration::from_secs(10));
     assert_eq!(logs.len(), expected.len(), "log records flushed too");
 }
+
+#[test]
+fn gzip_and_headers_set_in_code_reach_the_grpc_collector_with_spans_and_log_records() {
+    let receiver = OtlpReceiver::start().unwrap();
+    let otlp = Otlp::new()
+        .with_endpoint(receiver.grpc_endpoint())
+        .with_compression(strata_otlp::Compression::Gzip)
+        .with_header("x-tenant", "acme")
+        .start()
+        .unwrap();
+    let subscriber = tracing_subscriber::registry()
+        .with(strata_core::StoreLayer::default())
+        .with(otlp.layer());
+    tracing::subscriber::with_default(subscriber, || {
+        tracing::info_span!("zipped", size = 3).in_scope(|| tracing::info!("packed"));
+    });
+    assert!(otlp.flush(Duration::from_secs(10)));
+    let spans = receiver.wait_for_spans(1, Duration::from_secs(10));
+    assert_eq!(spans[0].name, "zipped");
+    assert_eq!(spans[0].attributes["size"], "3");
+    let logs = receiver.wait_for_logs(1, Duration::from_secs(10));
+    assert_eq!(logs[0].body, "packed");
+    assert_eq!(logs[0].trace_id, spans[0].trace_id);
+    let headers = receiver.request_headers();
+    assert!(
+        headers
+            .iter()
+            .all(|h| h.get("x-tenant").map(String::as_str) == Some("acme")),
+        "{headers:?}"
+    );
+    assert!(
+        headers
+            .iter()
+            .all(|h| h.get("grpc-encoding").map(String::as_str) == Some("gzip")),
+        "{headers:?}"
+    );
+}

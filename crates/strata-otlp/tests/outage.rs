@@ -166,3 +166,57 @@ fn a_black_holed_collector_never_holds_up_the_caller() {
         .expect("dropping the guard waited for the black hole");
     drop(hole);
 }
+
+/// A collector that is down for the first attempt (it accepts the connection and closes it at
+/// once, like one restarting) and up for the next: the export's retries deliver every span,
+/// once, and nothing is counted as failed.
+fn a_blip_shorter_than_the_retries_loses_nothing(protocol: Protocol) {
+    let (grpc, http) = free_addrs();
+    let addr = match protocol {
+        Protocol::Grpc => grpc,
+        _ => http,
+    };
+    let refusing = std::net::TcpListener::bind(addr).unwrap();
+    let otlp = Otlp::new()
+        .with_endpoint(format!("http://{addr}"))
+        .with_protocol(protocol)
+        .with_timeout(Duration::from_secs(2))
+        .with_logs(false)
+        .start()
+        .unwrap();
+    spans(&otlp, "blip", 10);
+    let flushed = std::thread::scope(|s| {
+        let flush = s.spawn(|| otlp.flush(Duration::from_secs(10)));
+        // The first attempt's connection: closed unanswered; then the collector comes up.
+        let (conn, _) = refusing.accept().unwrap();
+        drop(conn);
+        drop(refusing);
+        let receiver = OtlpReceiver::start_at(grpc, http).unwrap();
+        let flushed = flush.join().unwrap();
+        let received = receiver.wait_for_spans(10, Duration::from_secs(10));
+        (flushed, received)
+    });
+    let (flushed, received) = flushed;
+    assert!(flushed, "the flush completed");
+    assert_eq!(
+        otlp.failed_spans(),
+        0,
+        "a transient failure is retried, not counted"
+    );
+    assert_eq!(otlp.exported_spans(), 10);
+    let blips = received
+        .iter()
+        .filter(|s| s.attributes.get("phase").is_some_and(|p| p == "blip"))
+        .count();
+    assert_eq!(blips, 10, "every span once: {received:#?}");
+}
+
+#[test]
+fn grpc_a_blip_shorter_than_the_retries_loses_nothing() {
+    a_blip_shorter_than_the_retries_loses_nothing(Protocol::Grpc);
+}
+
+#[test]
+fn http_a_blip_shorter_than_the_retries_loses_nothing() {
+    a_blip_shorter_than_the_retries_loses_nothing(Protocol::HttpProtobuf);
+}
