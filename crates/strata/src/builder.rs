@@ -740,6 +740,13 @@ impl Builder {
             } else {
                 bool_key(&mut r, "otlp.logs", None, "", &[], (true, Source::Default))?
             },
+            span_events: r.get(
+                "otlp.span_events",
+                None,
+                &["STRATA_OTLP_SPAN_EVENTS"],
+                |raw| config::p_level(raw).map(Some),
+                (None, Source::Default),
+            )?,
         };
         if otlp.enabled && !cfg!(feature = "otlp") {
             r.feature_off("otlp.enabled", "otlp")?;
@@ -1178,6 +1185,9 @@ impl Builder {
                 }
                 if matches!(cfg.source("otlp.logs"), Some(Source::File(_))) {
                     otlp = otlp.with_logs(o.logs);
+                }
+                if let Some(level) = o.span_events {
+                    otlp = otlp.with_span_events(level);
                 }
                 otlp
             }

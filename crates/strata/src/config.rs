@@ -41,6 +41,7 @@
 //! headers = { "x-api-key" = "…" }      # OTEL_EXPORTER_OTLP_HEADERS
 //! file = ".strata/telemetry.jsonl"     # STRATA_TELEMETRY_FILE, when no endpoint is set
 //! logs = true                 # OTEL_LOGS_EXPORTER=none turns it off
+//! span_events = "warn"        # events kept in their span too (default: warn with logs, else all)
 //!
 //! [metrics]
 //! enabled = true              # STRATA_METRICS
@@ -333,6 +334,9 @@ pub struct OtlpConfig {
     pub file: Option<PathBuf>,
     /// Whether log records are exported too.
     pub logs: bool,
+    /// The events also recorded as span events: this level and more severe (none: WARN when
+    /// log records are exported, every level otherwise).
+    pub span_events: Option<tracing::level_filters::LevelFilter>,
 }
 
 impl fmt::Debug for OtlpConfig {
@@ -348,6 +352,7 @@ impl fmt::Debug for OtlpConfig {
             )
             .field("file", &self.file)
             .field("logs", &self.logs)
+            .field("span_events", &self.span_events)
             .finish()
     }
 }
@@ -609,6 +614,19 @@ pub(crate) fn p_severity(r: Raw<'_>) -> Result<Severity, &'static str> {
         .ok_or("trace, debug, info, warn, error or critical")
 }
 
+pub(crate) fn p_level(r: Raw<'_>) -> Result<tracing::level_filters::LevelFilter, &'static str> {
+    use tracing::level_filters::LevelFilter;
+    match r.text().map(|s| s.trim().to_ascii_lowercase()).as_deref() {
+        Some("trace") => Ok(LevelFilter::TRACE),
+        Some("debug") => Ok(LevelFilter::DEBUG),
+        Some("info") => Ok(LevelFilter::INFO),
+        Some("warn") => Ok(LevelFilter::WARN),
+        Some("error") => Ok(LevelFilter::ERROR),
+        Some("off") => Ok(LevelFilter::OFF),
+        _ => Err("trace, debug, info, warn, error or off"),
+    }
+}
+
 pub(crate) fn p_count(r: Raw<'_>) -> Result<usize, &'static str> {
     const E: &str = "a whole number from 1 to 10000";
     let n = match r {
@@ -752,6 +770,7 @@ const SECTIONS: &[(&str, &[&str])] = &[
             "headers",
             "file",
             "logs",
+            "span_events",
         ],
     ),
     ("metrics", &["enabled", "listen", "lag_probe"]),
@@ -1126,6 +1145,18 @@ impl Config {
                 opt(o.file.as_ref().map(|p| p.display().to_string())),
             ),
             ("otlp.logs", o.logs.to_string()),
+            (
+                "otlp.span_events",
+                // What strata-otlp applies when it is not set: WARN with log records.
+                q(&o.span_events
+                    .unwrap_or(if o.logs {
+                        tracing::level_filters::LevelFilter::WARN
+                    } else {
+                        tracing::level_filters::LevelFilter::TRACE
+                    })
+                    .to_string()
+                    .to_lowercase()),
+            ),
             ("metrics.enabled", m.enabled.to_string()),
             ("metrics.listen", opt(m.listen.map(|a| a.to_string()))),
             (

@@ -76,6 +76,7 @@ breadcrumbs = 20
 
 [otlp]
 sample_ratio = 0.5
+span_events = "info"
 headers = { "x-api-key" = "sekrit-header" }
 
 [metrics]
@@ -94,6 +95,7 @@ listen = "127.0.0.1:0"
     assert_eq!(c.log.format, LogFormat::Console);
     assert!(!c.redaction.enabled && c.capture.enabled && c.otlp.enabled);
     assert_eq!(c.otlp.sample_ratio, None);
+    assert_eq!(c.otlp.span_events, None, "strata-otlp's default: WARN with log records");
     assert_eq!(
         c.source("log.level"),
         Some(&Source::Profile(Profile::Development))
@@ -126,6 +128,10 @@ listen = "127.0.0.1:0"
     assert_eq!(rules.redact("4111111111111111"), "4111111111111111");
     assert_eq!(c.capture.breadcrumbs, 20);
     assert_eq!(c.otlp.sample_ratio, Some(0.5));
+    assert_eq!(
+        c.otlp.span_events,
+        Some(tracing::level_filters::LevelFilter::INFO)
+    );
     assert_eq!(c.metrics.listen.map(|a| a.port()), Some(0));
 
     // STRATA_CONFIG names the file; the environment beats it.
@@ -224,6 +230,20 @@ listen = "127.0.0.1:0"
         other => panic!("{other:?}"),
     }
     let typo = write(dir.path(), "typo.toml", "[log]\ncolour = \"never\"\n");
+    let loud = write(dir.path(), "loud.toml", "[otlp]\nspan_events = \"loud\"\n");
+    match config_error(builder().with_config_file(&loud).resolve()) {
+        ConfigError::Invalid {
+            key,
+            value,
+            expected,
+            ..
+        } => {
+            assert_eq!(key, "otlp.span_events");
+            assert!(value.contains("loud"), "{value}");
+            assert!(expected.contains("warn"), "{expected}");
+        }
+        other => panic!("{other:?}"),
+    }
     let err = config_error(builder().with_config_file(&typo).resolve());
     assert!(
         matches!(&err, ConfigError::UnknownKey { key, suggestion: Some(s), .. } if key == "log.colour" && s == "color"),
