@@ -35,6 +35,7 @@ pub(crate) enum Class {
     Other,
 }
 
+/// The span's [`Class`], from one scan of its attributes.
 pub(crate) fn classify(span: &SpanData) -> Class {
     let Some(module) = span
         .attributes

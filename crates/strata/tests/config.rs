@@ -95,7 +95,10 @@ listen = "127.0.0.1:0"
     assert_eq!(c.log.format, LogFormat::Console);
     assert!(!c.redaction.enabled && c.capture.enabled && c.otlp.enabled);
     assert_eq!(c.otlp.sample_ratio, None);
-    assert_eq!(c.otlp.span_events, None, "strata-otlp's default: WARN with log records");
+    assert_eq!(
+        c.otlp.span_events, None,
+        "strata-otlp's default: WARN with log records"
+    );
     assert_eq!(
         c.source("log.level"),
         Some(&Source::Profile(Profile::Development))
