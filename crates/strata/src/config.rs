@@ -483,6 +483,16 @@ pub(crate) enum Raw<'a> {
     Toml(&'a toml::Value),
 }
 
+/// `text` with every character a terminal would act on escaped (`\u{1b}`), for messages.
+fn visible(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            c if unprintable(c) => c.escape_debug().to_string(),
+            c => c.to_string(),
+        })
+        .collect()
+}
+
 impl Raw<'_> {
     fn text(&self) -> Option<&str> {
         match self {
@@ -498,14 +508,7 @@ impl Raw<'_> {
             Raw::Text(s) => format!("{s:?}"),
             Raw::Toml(toml::Value::String(s)) => toml_string(s),
             // TOML writes C1 controls and bidirectional overrides raw.
-            Raw::Toml(v) => v
-                .to_string()
-                .chars()
-                .map(|c| match c {
-                    c if unprintable(c) => c.escape_debug().to_string(),
-                    c => c.to_string(),
-                })
-                .collect(),
+            Raw::Toml(v) => visible(&v.to_string()),
         }
     }
 }
@@ -842,8 +845,9 @@ impl File {
                 message: e.message().to_owned(),
             }
         })?;
+        // Keys are the file's text: a quoted key may hold any character (`"\e[2J"`).
         let unknown = |key: String, within: &[&str], word: &str| ConfigError::UnknownKey {
-            key,
+            key: visible(&key),
             file: path.to_owned(),
             expected: within.join(", "),
             suggestion: nearest(word, within).map(str::to_owned),
@@ -857,7 +861,7 @@ impl File {
                     return Err(ConfigError::Invalid {
                         key: k.clone(),
                         origin: Source::File(path.to_owned()),
-                        value: v.to_string(),
+                        value: visible(&v.to_string()),
                         expected: format!("a table: [{k}]"),
                     });
                 };
@@ -1297,6 +1301,17 @@ mod tests {
         assert!(
             matches!(&err, ConfigError::UnknownKey { suggestion: Some(s), .. } if s == "service")
         );
+        // A quoted key may hold any character: the message escapes what a terminal acts on.
+        for text in ["\"x\\u001b[2Jy\" = 1", "[log]\n\"c\\u009b\\u202eo\" = 1"] {
+            let err = File::parse(Path::new("s.toml"), text).err().unwrap();
+            let shown = err.to_string();
+            assert!(matches!(err, ConfigError::UnknownKey { .. }), "{shown}");
+            assert!(
+                !shown.chars().any(|c| c.is_control() || c == '\u{202e}'),
+                "{shown:?}"
+            );
+            assert!(shown.contains("\\u{"), "escaped, not dropped: {shown}");
+        }
         let err = File::parse(Path::new("s.toml"), "log = 3").err().unwrap();
         assert!(err.to_string().contains("a table"), "{err}");
         let err = File::parse(Path::new("s.toml"), "a = [\n").err().unwrap();
