@@ -1209,7 +1209,10 @@ fn log_filter<S>(level: &str) -> Box<dyn Filter<S> + Send + Sync>
 where
     S: tracing::Subscriber + for<'a> LookupSpan<'a>,
 {
+    // Field values match as text, not regular expressions: a hostile `log.level` could make
+    // the regex compiler run for seconds (found by the config fuzz target).
     EnvFilter::builder()
+        .with_regex(false)
         .parse(level)
         .unwrap_or_else(|_| EnvFilter::new("info"))
         .or(filter_fn(|meta| {

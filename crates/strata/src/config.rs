@@ -544,6 +544,7 @@ pub(crate) fn p_filter(r: Raw<'_>) -> Result<String, &'static str> {
     const E: &str = "tracing EnvFilter directives such as \"info,my_crate=debug\"";
     let s = r.text().ok_or(E)?;
     tracing_subscriber::EnvFilter::builder()
+        .with_regex(false)
         .parse(s)
         .map(|_| s.to_owned())
         .map_err(|_| E)
