@@ -1213,7 +1213,7 @@ where
     // the regex compiler run for seconds (found by the config fuzz target).
     EnvFilter::builder()
         .with_regex(false)
-        .parse(level)
+        .parse(config::directives(level))
         .unwrap_or_else(|_| EnvFilter::new("info"))
         .or(filter_fn(|meta| {
             meta.is_span() && *meta.level() <= tracing::Level::INFO
