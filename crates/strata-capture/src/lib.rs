@@ -354,7 +354,10 @@ impl Capture {
         let worker = Arc::clone(&shared);
         let handle = std::thread::Builder::new()
             .name("strata-capture".to_owned())
-            .spawn(move || worker::run(&rx, &worker, &mut outputs))?;
+            .spawn(move || {
+                strata_core::background_thread();
+                worker::run(&rx, &worker, &mut outputs);
+            })?;
         let for_flush = tx.clone();
         let registration = strata_core::flush::register("strata-capture", move |deadline| {
             request_flush(&for_flush, deadline);

@@ -64,6 +64,18 @@ pub fn host_name() -> Option<String> {
         .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic()))
 }
 
+/// Marks the calling thread as background work, for strata's export and writer threads: nice
+/// 10 on Linux (a thread's nice value is its own there), so a request thread sharing its CPU
+/// runs first and telemetry waits — it is queued, not lost. Elsewhere nothing. Best effort:
+/// failing (a seccomp filter, a container that forbids it) changes nothing else.
+pub fn background_thread() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: setpriority with `who` 0 changes the calling thread only; no memory is passed.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, 0, 10);
+    }
+}
+
 /// Targets of the network stack and of telemetry crates (strata's own sinks included). Their
 /// events must never be sent over the network by a telemetry sink — each send would log again,
 /// a feedback loop. A prefix ending in `_` matches crate families (`hyper_util`). Not tower or

@@ -122,7 +122,10 @@ impl<T: Send + 'static> Batch<T> {
         let worker = Arc::clone(&shared);
         std::thread::Builder::new()
             .name(format!("strata-otlp-{}", what.replace(' ', "-")))
-            .spawn(move || run(&worker, &mut export))?;
+            .spawn(move || {
+                strata_core::background_thread();
+                run(&worker, &mut export);
+            })?;
         Ok(Batch { shared })
     }
 

