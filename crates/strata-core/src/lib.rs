@@ -66,8 +66,9 @@ pub fn host_name() -> Option<String> {
 
 /// Marks the calling thread as background work, for strata's export and writer threads: nice
 /// 10 on Linux (a thread's nice value is its own there), so a request thread sharing its CPU
-/// runs first and telemetry waits — it is queued, not lost. Elsewhere nothing. Best effort:
-/// failing (a seccomp filter, a container that forbids it) changes nothing else.
+/// runs first and telemetry waits in its queue. On a CPU saturated for long the queues can
+/// then overflow sooner: those losses are counted like any other. Elsewhere nothing. Best
+/// effort: failing (a seccomp filter, a container that forbids it) changes nothing else.
 pub fn background_thread() {
     #[cfg(target_os = "linux")]
     // SAFETY: setpriority with `who` 0 changes the calling thread only; no memory is passed.
