@@ -11,7 +11,7 @@ use tracing_core::{Dispatch, Event, LevelFilter, Metadata, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
 
 /// `inner` (tracing-opentelemetry's layer), given only the events at or above `max` (more
-/// severe); everything else (spans, enter/exit, records, downcasts for
+/// severe) and every ERROR event (it marks its span failed); everything else (spans, enter/exit, records, downcasts for
 /// `OpenTelemetrySpanExt`) goes through untouched.
 pub(crate) struct SpanEvents<L> {
     pub(crate) inner: L,
@@ -52,7 +52,8 @@ impl<S: Subscriber, L: Layer<S>> Layer<S> for SpanEvents<L> {
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        if self.max >= *event.metadata().level() {
+        let level = *event.metadata().level();
+        if self.max >= level || level == tracing_core::Level::ERROR {
             self.inner.on_event(event, ctx);
         }
     }

@@ -276,8 +276,8 @@ impl Otlp {
     /// span in Jaeger): those at this level or more severe. Default: `WARN` when log records
     /// are exported (every event reaches the backend as a log record carrying its span's trace
     /// context already; recording INFO events again as span events doubled the cost of a
-    /// request's telemetry for a copy), every level when they are not. An ERROR event marks
-    /// its span failed whatever this says.
+    /// request's telemetry for a copy), every level when they are not. ERROR events are always
+    /// recorded: one marks its span failed, whatever this says (`OFF` keeps only those).
     #[must_use]
     pub fn with_span_events(mut self, level: tracing_core::LevelFilter) -> Self {
         self.span_events = Some(level);

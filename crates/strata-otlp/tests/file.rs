@@ -194,4 +194,11 @@ fn with_log_records_exported_spans_keep_their_warnings_and_errors_as_span_events
         events,
         ["payment accepted", "stock low", "receipt not sent"]
     );
+
+    // Off keeps the errors: they mark their span failed.
+    let (events, _) = one_span_of_every_level(
+        Otlp::new().with_span_events(tracing::level_filters::LevelFilter::OFF),
+        &dir.path().join("off.jsonl"),
+    );
+    assert_eq!(events, ["receipt not sent"]);
 }
