@@ -62,6 +62,24 @@ mod wire;
 #[cfg(feature = "request-id")]
 pub use propagation::install_propagation;
 
+/// For strata-otlp's benchmarks only (`benches/encode.rs`): not part of the API.
+#[doc(hidden)]
+pub mod __bench {
+    /// `spans` as an `ExportTraceServiceRequest`, the way the exporter encodes a batch.
+    pub fn encode_traces(
+        resource: &opentelemetry_sdk::Resource,
+        spans: &[opentelemetry_sdk::trace::SpanData],
+    ) -> Vec<u8> {
+        let mut out = Vec::with_capacity(spans.len() * 512 + 256);
+        crate::wire::traces(
+            &mut out,
+            &crate::wire::EncodedResource::new(resource),
+            spans,
+        );
+        out
+    }
+}
+
 /// The meter provider [`OtlpGuard::meter_provider`] returns (the OpenTelemetry SDK's).
 pub use opentelemetry_sdk::metrics::SdkMeterProvider;
 /// The samplers [`Otlp::with_sampler`] accepts (the OpenTelemetry SDK's).
