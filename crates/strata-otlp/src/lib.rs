@@ -1,7 +1,8 @@
 //! OpenTelemetry export for strata: traces, logs and metrics to any OTLP endpoint (gRPC or
 //! HTTP/protobuf) through `tracing-opentelemetry` and `opentelemetry-appender-tracing`, with
-//! the exported span's trace and span IDs in strata-core's span store, so every strata JSON line inside a span carries the same `trace_id`/`span_id` that
-//! the trace backend shows — and so does the exported log record of the same event.
+//! the exported span's trace and span IDs in strata-core's span store, so every strata JSON
+//! line inside a span carries the same `trace_id`/`span_id` that the trace backend shows — and
+//! so does the exported log record of the same event.
 //!
 //! ```no_run
 //! use strata_otlp::Otlp;
@@ -604,24 +605,18 @@ fn build_exporters(
             )),
         }
     };
-    let traces = match traces {
-        Some(p) => {
+    let traces = traces
+        .map(|p| {
             let x = executor(&p);
-            let spans = transport::Spans::new(sender(p, transport::Spans::GRPC_METHOD)?);
-            Some((spans, x))
-        }
-        None => None,
-    };
-    let logs = match logs {
-        Some(p) => {
+            sender(p, transport::Spans::GRPC_METHOD).map(|s| (transport::Spans::new(s), x))
+        })
+        .transpose()?;
+    let logs = logs
+        .map(|p| {
             let x = executor(&p);
-            Some((
-                transport::Logs::new(sender(p, transport::Logs::GRPC_METHOD)?),
-                x,
-            ))
-        }
-        None => None,
-    };
+            sender(p, transport::Logs::GRPC_METHOD).map(|s| (transport::Logs::new(s), x))
+        })
+        .transpose()?;
     let metrics = match metrics {
         Some(plan) => {
             let b = opentelemetry_otlp::MetricExporter::builder();
@@ -804,25 +799,7 @@ impl SignalSettings {
         }
         // As an interceptor, which runs after the exporter adds the environment's headers:
         // code wins over the environment here too.
-        let mut metadata = Vec::new();
-        for (name, value) in &self.headers {
-            let key = tonic::metadata::AsciiMetadataKey::from_bytes(name.as_str().as_bytes())
-                .map_err(|_| OtlpError::Invalid {
-                    setting: "headers".to_owned(),
-                    value: name.to_string(),
-                    expected: "an ASCII gRPC metadata name (not ending in -bin)",
-                })?;
-            let value =
-                tonic::metadata::AsciiMetadataValue::try_from(value.as_bytes()).map_err(|_| {
-                    OtlpError::Invalid {
-                        setting: "headers".to_owned(),
-                        value: format!("{name}=<value hidden>"),
-                        expected: "a printable ASCII gRPC metadata value",
-                    }
-                })?;
-            metadata.push((key, value));
-        }
-        let metadata = Arc::new(metadata);
+        let metadata = Arc::new(transport::grpc_metadata(&self.headers)?);
         Ok(
             builder.with_interceptor(move |mut req: tonic::Request<()>| {
                 for (k, v) in metadata.iter() {

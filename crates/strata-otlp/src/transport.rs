@@ -17,7 +17,7 @@ use opentelemetry_sdk::logs::{LogBatch, LogExporter};
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 use prost::bytes::{Buf as _, BufMut as _, Bytes};
 use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
-use tonic::metadata::MetadataMap;
+use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue, MetadataMap};
 use tonic::transport::Channel;
 
 use crate::OtlpError;
@@ -84,20 +84,15 @@ impl Sender {
                 .send_compressed(CompressionEncoding::Gzip)
                 .accept_compressed(CompressionEncoding::Gzip);
         }
-        for name in headers.keys() {
-            if tonic::metadata::AsciiMetadataKey::from_bytes(name.as_str().as_bytes()).is_err() {
-                return Err(OtlpError::Invalid {
-                    setting: "headers".to_owned(),
-                    value: name.to_string(),
-                    expected: "an ASCII gRPC metadata name (not ending in -bin)",
-                });
-            }
+        let mut metadata = MetadataMap::new();
+        for (k, v) in grpc_metadata(headers)? {
+            metadata.insert(k, v);
         }
         Ok(Sender {
             kind: Kind::Grpc {
                 client,
                 path: PathAndQuery::from_static(method),
-                metadata: MetadataMap::from_headers(headers.clone()),
+                metadata,
             },
             timeout,
             shown,
@@ -239,6 +234,36 @@ impl Sender {
             after: None,
         }
     }
+}
+
+/// `headers` as gRPC metadata: ASCII names (not `-bin`) and printable ASCII values, or an
+/// error naming the header (never its value: headers carry credentials).
+pub(crate) fn grpc_metadata(
+    headers: &HeaderMap,
+) -> Result<Vec<(AsciiMetadataKey, AsciiMetadataValue)>, OtlpError> {
+    let invalid = |value: String, expected| OtlpError::Invalid {
+        setting: "headers".to_owned(),
+        value,
+        expected,
+    };
+    headers
+        .iter()
+        .map(|(name, value)| {
+            let key = AsciiMetadataKey::from_bytes(name.as_str().as_bytes()).map_err(|_| {
+                invalid(
+                    name.to_string(),
+                    "an ASCII gRPC metadata name (not ending in -bin)",
+                )
+            })?;
+            let value = AsciiMetadataValue::try_from(value.as_bytes()).map_err(|_| {
+                invalid(
+                    format!("{name}=<value hidden>"),
+                    "a printable ASCII gRPC metadata value",
+                )
+            })?;
+            Ok((key, value))
+        })
+        .collect()
 }
 
 /// Whether the call failed in the connection, not at the collector: tonic says `UNKNOWN:
