@@ -33,9 +33,14 @@ struct State<T> {
 /// What a processor has done so far.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
+    /// Sent, and accepted by the collector as a request (some may have been rejected).
     pub(crate) exported: AtomicU64,
     pub(crate) dropped: AtomicU64,
     pub(crate) failed: AtomicU64,
+    /// Of those exported, how many the collector said it rejected (an OTLP partial success),
+    /// and the last reason it gave.
+    pub(crate) rejected: AtomicU64,
+    pub(crate) rejected_reason: Mutex<Option<String>>,
 }
 
 #[derive(Debug)]
@@ -225,6 +230,7 @@ struct Reporter {
     last: Option<Instant>,
     dropped: u64,
     failed: u64,
+    rejected: u64,
     /// The last export error.
     error: Option<String>,
 }
@@ -239,12 +245,34 @@ impl Reporter {
         }
         let dropped = counters.dropped.load(Ordering::Relaxed);
         let failed = counters.failed.load(Ordering::Relaxed);
-        let (new_dropped, new_failed) = (dropped - self.dropped, failed - self.failed);
-        if new_dropped == 0 && new_failed == 0 {
+        let rejected = counters.rejected.load(Ordering::Relaxed);
+        let (new_dropped, new_failed, new_rejected) = (
+            dropped - self.dropped,
+            failed - self.failed,
+            rejected - self.rejected,
+        );
+        if new_dropped == 0 && new_failed == 0 && new_rejected == 0 {
             return;
         }
         self.last = Some(Instant::now());
-        (self.dropped, self.failed) = (dropped, failed);
+        (self.dropped, self.failed, self.rejected) = (dropped, failed, rejected);
+        if new_rejected > 0 {
+            let reason = counters
+                .rejected_reason
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take()
+                .unwrap_or_default();
+            tracing::warn!(
+                target: "strata_otlp",
+                event = "telemetry_rejected",
+                signal = what,
+                rejected = new_rejected,
+                rejected_total = rejected,
+                reason,
+                "the collector rejected {new_rejected} {what}"
+            );
+        }
         if new_dropped > 0 {
             tracing::warn!(
                 target: "strata_otlp",

@@ -403,7 +403,11 @@ impl Otlp {
         let handle = runtime.as_ref().map(|rt| rt.handle().clone());
         let built = {
             let _enter = runtime.as_ref().map(tokio::runtime::Runtime::enter);
-            build_exporters(plans, handle)
+            let counters = [
+                Arc::clone(&started.spans.counters),
+                Arc::clone(&started.log_records.counters),
+            ];
+            build_exporters(plans, handle, counters)
         };
         match built {
             Ok((traces, logs, metrics)) => {
@@ -569,6 +573,7 @@ type Exporters = (
 fn build_exporters(
     plans: [Option<Plan>; 3],
     handle: Option<tokio::runtime::Handle>,
+    [span_counters, log_counters]: [Arc<batch::Counters>; 2],
 ) -> Result<Exporters, OtlpError> {
     let client = if plans
         .iter()
@@ -608,13 +613,15 @@ fn build_exporters(
     let traces = traces
         .map(|p| {
             let x = executor(&p);
-            sender(p, transport::Spans::GRPC_METHOD).map(|s| (transport::Spans::new(s), x))
+            sender(p, transport::Spans::GRPC_METHOD)
+                .map(|s| (transport::Spans::new(s, span_counters), x))
         })
         .transpose()?;
     let logs = logs
         .map(|p| {
             let x = executor(&p);
-            sender(p, transport::Logs::GRPC_METHOD).map(|s| (transport::Logs::new(s), x))
+            sender(p, transport::Logs::GRPC_METHOD)
+                .map(|s| (transport::Logs::new(s, log_counters), x))
         })
         .transpose()?;
     let metrics = match metrics {
@@ -1018,6 +1025,12 @@ impl OtlpGuard {
         self.span_counters.failed.load(Ordering::Relaxed)
     }
 
+    /// Spans the collector answered it rejected (an OTLP partial success; counted among the
+    /// exported ones, which were sent, and reported in the logs with the collector's reason).
+    pub fn rejected_spans(&self) -> u64 {
+        self.span_counters.rejected.load(Ordering::Relaxed)
+    }
+
     /// Log records exported so far.
     pub fn exported_logs(&self) -> u64 {
         self.log_counters.exported.load(Ordering::Relaxed)
@@ -1032,6 +1045,11 @@ impl OtlpGuard {
     /// Log records whose export failed.
     pub fn failed_logs(&self) -> u64 {
         self.log_counters.failed.load(Ordering::Relaxed)
+    }
+
+    /// Log records the collector answered it rejected (an OTLP partial success).
+    pub fn rejected_logs(&self) -> u64 {
+        self.log_counters.rejected.load(Ordering::Relaxed)
     }
 
     /// Exports what is buffered (spans, log records, metrics), waiting at most about
@@ -1059,15 +1077,21 @@ pub struct DropCounts {
 }
 
 impl DropCounts {
-    /// Spans lost: dropped (queue full) or failed to export.
+    /// Spans lost: dropped (queue full), failed to export, or rejected by the collector.
     pub fn spans(&self) -> u64 {
-        self.spans.dropped.load(Ordering::Relaxed) + self.spans.failed.load(Ordering::Relaxed)
+        lost(&self.spans)
     }
 
-    /// Log records lost: dropped (queue full) or failed to export.
+    /// Log records lost: dropped (queue full), failed to export, or rejected by the collector.
     pub fn logs(&self) -> u64 {
-        self.logs.dropped.load(Ordering::Relaxed) + self.logs.failed.load(Ordering::Relaxed)
+        lost(&self.logs)
     }
+}
+
+fn lost(c: &batch::Counters) -> u64 {
+    c.dropped.load(Ordering::Relaxed)
+        + c.failed.load(Ordering::Relaxed)
+        + c.rejected.load(Ordering::Relaxed)
 }
 
 /// Runs `f` on a thread of its own and waits at most `timeout` for it.

@@ -7,6 +7,8 @@
 //! 1.6 s). The bytes are built once, so a retry costs no copy of the batch.
 
 use std::io::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use http::HeaderMap;
@@ -21,6 +23,7 @@ use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue, MetadataMap};
 use tonic::transport::Channel;
 
 use crate::OtlpError;
+use crate::batch::Counters;
 use crate::wire::{self, EncodedResource};
 
 const RETRIES: u32 = 3;
@@ -119,14 +122,14 @@ impl Sender {
         }
     }
 
-    /// Sends `body`, retrying transient failures.
-    async fn send(&self, body: Vec<u8>) -> OTelSdkResult {
+    /// Sends `body`, retrying transient failures; the collector's response body.
+    async fn send(&self, body: Vec<u8>) -> Result<Bytes, OTelSdkError> {
         let body = Bytes::from(body);
         let mut delay = FIRST_DELAY;
         let mut attempt = 0;
         loop {
             let failure = match self.attempt(body.clone()).await {
-                Ok(()) => return Ok(()),
+                Ok(response) => return Ok(response),
                 Err(f) => f,
             };
             if !failure.retry || attempt == RETRIES {
@@ -143,7 +146,7 @@ impl Sender {
         }
     }
 
-    async fn attempt(&self, body: Bytes) -> Result<(), Failure> {
+    async fn attempt(&self, body: Bytes) -> Result<Bytes, Failure> {
         match &self.kind {
             Kind::Grpc {
                 client,
@@ -159,10 +162,12 @@ impl Sender {
                         .ready()
                         .await
                         .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
-                    client.unary::<_, (), _>(request, path.clone(), Raw).await
+                    client
+                        .unary::<_, Bytes, _>(request, path.clone(), Raw)
+                        .await
                 };
                 match tokio::time::timeout(self.timeout, call).await {
-                    Ok(Ok(_)) => Ok(()),
+                    Ok(Ok(response)) => Ok(response.into_inner()),
                     Ok(Err(status)) => Err(self.grpc_failure(&status)),
                     Err(_) => Err(Failure {
                         message: format!("{}: no answer within {:?}", self.shown, self.timeout),
@@ -202,7 +207,13 @@ impl Sender {
                 })?;
                 let status = response.status();
                 if status.is_success() {
-                    return Ok(());
+                    // The response (a partial success, if any), at most 4 MiB of it.
+                    let mut out = Vec::new();
+                    let _ = std::io::Read::read_to_end(
+                        &mut std::io::Read::take(response, 4 << 20),
+                        &mut out,
+                    );
+                    return Ok(Bytes::from(out));
                 }
                 let after = response
                     .headers()
@@ -279,13 +290,13 @@ fn transport_error(status: &tonic::Status) -> bool {
     false
 }
 
-/// Sends the encoded request as the message, ignores the response's body.
+/// Sends the encoded request as the message, and gives the response's as it is.
 #[derive(Debug, Clone, Copy)]
 struct Raw;
 
 impl Codec for Raw {
     type Encode = Bytes;
-    type Decode = ();
+    type Decode = Bytes;
     type Encoder = Raw;
     type Decoder = Raw;
 
@@ -309,12 +320,36 @@ impl Encoder for Raw {
 }
 
 impl Decoder for Raw {
-    type Item = ();
+    type Item = Bytes;
     type Error = tonic::Status;
 
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<()>, tonic::Status> {
-        src.advance(src.remaining());
-        Ok(Some(()))
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, tonic::Status> {
+        Ok(Some(src.copy_to_bytes(src.remaining())))
+    }
+}
+
+/// Counts what a collector's response says it rejected: field 1 of both
+/// `ExportTraceServiceResponse` and `ExportLogsServiceResponse` is a partial success whose
+/// field 1 is the number rejected and field 2 the reason. A response that does not parse
+/// counts nothing (the request itself was accepted).
+fn partial_success(response: &[u8], counters: &Counters) {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
+    let Ok(parsed) = <ExportTraceServiceResponse as prost::Message>::decode(response) else {
+        return;
+    };
+    let Some(partial) = parsed.partial_success else {
+        return;
+    };
+    if partial.rejected_spans > 0 {
+        counters
+            .rejected
+            .fetch_add(partial.rejected_spans.unsigned_abs(), Ordering::Relaxed);
+        if !partial.error_message.is_empty() {
+            *counters
+                .rejected_reason
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = Some(partial.error_message);
+        }
     }
 }
 
@@ -323,16 +358,18 @@ impl Decoder for Raw {
 pub(crate) struct Spans {
     sender: Sender,
     resource: EncodedResource,
+    counters: Arc<Counters>,
 }
 
 impl Spans {
     pub(crate) const GRPC_METHOD: &'static str =
         "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 
-    pub(crate) fn new(sender: Sender) -> Spans {
+    pub(crate) fn new(sender: Sender, counters: Arc<Counters>) -> Spans {
         Spans {
             sender,
             resource: EncodedResource::default(),
+            counters,
         }
     }
 }
@@ -342,7 +379,9 @@ impl SpanExporter for Spans {
         let mut body = Vec::with_capacity(batch.len() * 512 + 256);
         wire::traces(&mut body, &self.resource, &batch);
         drop(batch);
-        self.sender.send(body).await
+        let response = self.sender.send(body).await?;
+        partial_success(&response, &self.counters);
+        Ok(())
     }
 
     fn set_resource(&mut self, resource: &Resource) {
@@ -355,16 +394,18 @@ impl SpanExporter for Spans {
 pub(crate) struct Logs {
     sender: Sender,
     resource: EncodedResource,
+    counters: Arc<Counters>,
 }
 
 impl Logs {
     pub(crate) const GRPC_METHOD: &'static str =
         "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
 
-    pub(crate) fn new(sender: Sender) -> Logs {
+    pub(crate) fn new(sender: Sender, counters: Arc<Counters>) -> Logs {
         Logs {
             sender,
             resource: EncodedResource::default(),
+            counters,
         }
     }
 }
@@ -373,7 +414,9 @@ impl LogExporter for Logs {
     async fn export(&self, batch: LogBatch<'_>) -> OTelSdkResult {
         let mut body = Vec::with_capacity(64 * 1024);
         wire::logs(&mut body, &self.resource, &batch);
-        self.sender.send(body).await
+        let response = self.sender.send(body).await?;
+        partial_success(&response, &self.counters);
+        Ok(())
     }
 
     fn set_resource(&mut self, resource: &Resource) {

@@ -235,3 +235,32 @@ fn gzip_and_headers_set_in_code_reach_the_grpc_collector_with_spans_and_log_reco
         "{headers:?}"
     );
 }
+
+#[test]
+fn spans_a_collector_rejects_in_a_partial_success_are_counted_as_lost() {
+    let (rt, addr) = support::picky_collector();
+    let otlp = Otlp::new()
+        .with_endpoint(format!("http://{addr}"))
+        .with_logs(false)
+        .start()
+        .unwrap();
+    let subscriber = tracing_subscriber::registry()
+        .with(strata_core::StoreLayer::default())
+        .with(otlp.layer());
+    tracing::subscriber::with_default(subscriber, || {
+        for i in 0..3 {
+            tracing::info_span!("picky", i).in_scope(|| {});
+        }
+    });
+    assert!(otlp.flush(Duration::from_secs(10)));
+    assert_eq!(otlp.exported_spans(), 3, "sent, and the request accepted");
+    assert_eq!(otlp.failed_spans(), 0);
+    assert_eq!(otlp.rejected_spans(), 1);
+    assert_eq!(
+        otlp.drop_counts().spans(),
+        1,
+        "a rejected span is a lost span"
+    );
+    drop(otlp);
+    rt.shutdown_background();
+}

@@ -44,3 +44,48 @@ pub(crate) fn with_json_lines(
         .with(strata_json::layer().with_writer(move || out.clone()));
     (subscriber, buf)
 }
+
+/// A gRPC collector that accepts every export and says it rejected one span of each (an OTLP
+/// partial success), on a runtime of its own: the runtime (shut it down in the end) and its
+/// address.
+pub(crate) fn picky_collector() -> (tokio::runtime::Runtime, std::net::SocketAddr) {
+    use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+        TraceService, TraceServiceServer,
+    };
+    use opentelemetry_proto::tonic::collector::trace::v1::{
+        ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+    };
+
+    struct Picky;
+
+    #[tonic::async_trait]
+    impl TraceService for Picky {
+        async fn export(
+            &self,
+            _request: tonic::Request<ExportTraceServiceRequest>,
+        ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+            Ok(tonic::Response::new(ExportTraceServiceResponse {
+                partial_success: Some(ExportTracePartialSuccess {
+                    rejected_spans: 1,
+                    error_message: "span name too long".to_owned(),
+                }),
+            }))
+        }
+    }
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    rt.spawn(
+        tonic::transport::Server::builder()
+            .add_service(TraceServiceServer::new(Picky))
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+    );
+    (rt, addr)
+}
