@@ -562,8 +562,8 @@ const SIGNALS: [Signal; 3] = [Signal::Traces, Signal::Logs, Signal::Metrics];
 
 /// The exporters of [`Otlp::start`], each with where its futures run.
 type Exporters = (
-    Option<(transport::Spans, batch::Executor)>,
-    Option<(transport::Logs, batch::Executor)>,
+    Option<(transport::Exporter, batch::Executor)>,
+    Option<(transport::Exporter, batch::Executor)>,
     Option<opentelemetry_otlp::MetricExporter>,
 );
 
@@ -613,15 +613,15 @@ fn build_exporters(
     let traces = traces
         .map(|p| {
             let x = executor(&p);
-            sender(p, transport::Spans::GRPC_METHOD)
-                .map(|s| (transport::Spans::new(s, span_counters), x))
+            sender(p, transport::TRACES_METHOD)
+                .map(|s| (transport::Exporter::new(s, span_counters), x))
         })
         .transpose()?;
     let logs = logs
         .map(|p| {
             let x = executor(&p);
-            sender(p, transport::Logs::GRPC_METHOD)
-                .map(|s| (transport::Logs::new(s, log_counters), x))
+            sender(p, transport::LOGS_METHOD)
+                .map(|s| (transport::Exporter::new(s, log_counters), x))
         })
         .transpose()?;
     let metrics = match metrics {

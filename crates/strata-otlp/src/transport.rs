@@ -353,35 +353,42 @@ fn partial_success(response: &[u8], counters: &Counters) {
     }
 }
 
-/// Spans over OTLP, encoded by [`wire::traces`].
+/// The gRPC method of each signal.
+pub(crate) const TRACES_METHOD: &str =
+    "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+pub(crate) const LOGS_METHOD: &str = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
+
+/// One signal's exporter over OTLP: spans encoded by [`wire::traces`], log records by
+/// [`wire::logs`], sent by its [`Sender`], what the collector rejects counted in `counters`.
 #[derive(Debug)]
-pub(crate) struct Spans {
+pub(crate) struct Exporter {
     sender: Sender,
     resource: EncodedResource,
     counters: Arc<Counters>,
 }
 
-impl Spans {
-    pub(crate) const GRPC_METHOD: &'static str =
-        "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
-
-    pub(crate) fn new(sender: Sender, counters: Arc<Counters>) -> Spans {
-        Spans {
+impl Exporter {
+    pub(crate) fn new(sender: Sender, counters: Arc<Counters>) -> Exporter {
+        Exporter {
             sender,
             resource: EncodedResource::default(),
             counters,
         }
     }
+
+    async fn send(&self, body: Vec<u8>) -> OTelSdkResult {
+        let response = self.sender.send(body).await?;
+        partial_success(&response, &self.counters);
+        Ok(())
+    }
 }
 
-impl SpanExporter for Spans {
+impl SpanExporter for Exporter {
     async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
         let mut body = Vec::with_capacity(batch.len() * 512 + 256);
         wire::traces(&mut body, &self.resource, &batch);
         drop(batch);
-        let response = self.sender.send(body).await?;
-        partial_success(&response, &self.counters);
-        Ok(())
+        self.send(body).await
     }
 
     fn set_resource(&mut self, resource: &Resource) {
@@ -389,34 +396,11 @@ impl SpanExporter for Spans {
     }
 }
 
-/// Log records over OTLP, encoded by [`wire::logs`].
-#[derive(Debug)]
-pub(crate) struct Logs {
-    sender: Sender,
-    resource: EncodedResource,
-    counters: Arc<Counters>,
-}
-
-impl Logs {
-    pub(crate) const GRPC_METHOD: &'static str =
-        "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
-
-    pub(crate) fn new(sender: Sender, counters: Arc<Counters>) -> Logs {
-        Logs {
-            sender,
-            resource: EncodedResource::default(),
-            counters,
-        }
-    }
-}
-
-impl LogExporter for Logs {
+impl LogExporter for Exporter {
     async fn export(&self, batch: LogBatch<'_>) -> OTelSdkResult {
         let mut body = Vec::with_capacity(64 * 1024);
         wire::logs(&mut body, &self.resource, &batch);
-        let response = self.sender.send(body).await?;
-        partial_success(&response, &self.counters);
-        Ok(())
+        self.send(body).await
     }
 
     fn set_resource(&mut self, resource: &Resource) {

@@ -168,10 +168,7 @@ fn log_value(buf: &mut Vec<u8>, v: &LogValue) {
         LogValue::ListAny(list) => any_array(buf, list, log_value),
         LogValue::Map(map) => message(buf, KVLIST_VALUE, |buf| {
             for (k, v) in map.iter() {
-                message(buf, 1, |buf| {
-                    string(buf, 1, k.as_str());
-                    message(buf, 2, |buf| log_value(buf, v));
-                });
+                key_value(buf, 1, k.as_str(), |buf| log_value(buf, v));
             }
         }),
         #[allow(unreachable_patterns)]
@@ -182,13 +179,19 @@ fn log_value(buf: &mut Vec<u8>, v: &LogValue) {
     }
 }
 
+/// A `KeyValue` field: `key`, and the `AnyValue` that `value` writes.
+#[inline]
+fn key_value(buf: &mut Vec<u8>, field: u32, key: &str, value: impl FnOnce(&mut Vec<u8>)) {
+    message(buf, field, |buf| {
+        string(buf, 1, key);
+        message(buf, 2, value);
+    });
+}
+
 /// Repeated `KeyValue` fields.
-fn attributes(buf: &mut Vec<u8>, field: u32, kvs: &[KeyValue]) {
+fn attributes<'a>(buf: &mut Vec<u8>, field: u32, kvs: impl IntoIterator<Item = &'a KeyValue>) {
     for kv in kvs {
-        message(buf, field, |buf| {
-            string(buf, 1, kv.key.as_str());
-            message(buf, 2, |buf| value(buf, &kv.value));
-        });
+        key_value(buf, field, kv.key.as_str(), |buf| value(buf, &kv.value));
     }
 }
 
@@ -197,12 +200,7 @@ fn scope(buf: &mut Vec<u8>, field: u32, name: &str, scope: &InstrumentationScope
     message(buf, field, |buf| {
         string(buf, 1, name);
         string(buf, 2, scope.version().unwrap_or_default());
-        for kv in scope.attributes() {
-            message(buf, 3, |buf| {
-                string(buf, 1, kv.key.as_str());
-                message(buf, 2, |buf| value(buf, &kv.value));
-            });
-        }
+        attributes(buf, 3, scope.attributes());
     });
 }
 
@@ -217,10 +215,7 @@ impl EncodedResource {
     pub(crate) fn new(resource: &Resource) -> EncodedResource {
         let mut body = Vec::new();
         for (k, v) in resource.iter() {
-            message(&mut body, 1, |buf| {
-                string(buf, 1, k.as_str());
-                message(buf, 2, |buf| value(buf, v));
-            });
+            key_value(&mut body, 1, k.as_str(), |buf| value(buf, v));
         }
         EncodedResource {
             body,
@@ -350,10 +345,7 @@ fn log_record(buf: &mut Vec<u8>, r: &SdkLogRecord) {
         message(buf, 5, |buf| log_value(buf, body));
     }
     for (k, v) in r.attributes_iter() {
-        message(buf, 6, |buf| {
-            string(buf, 1, k.as_str());
-            message(buf, 2, |buf| log_value(buf, v));
-        });
+        key_value(buf, 6, k.as_str(), |buf| log_value(buf, v));
     }
     if let Some(cx) = r.trace_context() {
         fixed32(buf, 8, cx.trace_flags.map_or(0, |f| u32::from(f.to_u8())));

@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use strata_otlp::{Otlp, Protocol};
 use strata_testkit::OtlpReceiver;
-use tracing_subscriber::prelude::*;
 
 mod support;
 
@@ -91,10 +90,7 @@ fn shutdown_inside_a_current_thread_runtime_with_the_collector_down_completes() 
                 .with_protocol(Protocol::Grpc)
                 .start()
                 .unwrap();
-            let subscriber = tracing_subscriber::registry()
-                .with(strata_core::StoreLayer::default())
-                .with(otlp.layer());
-            tracing::subscriber::with_default(subscriber, || {
+            support::traced(&otlp, || {
                 for i in 0..100 {
                     tracing::info_span!("work", i).in_scope(|| tracing::info!("step"));
                 }
@@ -118,10 +114,7 @@ fn spans_reach_the_collector_over_http_protobuf() {
         .with_service_name("billing")
         .start()
         .unwrap();
-    let subscriber = tracing_subscriber::registry()
-        .with(strata_core::StoreLayer::default())
-        .with(otlp.layer());
-    tracing::subscriber::with_default(subscriber, || {
+    support::traced(&otlp, || {
         tracing::info_span!("invoice", invoice_id = 7).in_scope(|| tracing::info!("sent"));
     });
     assert!(otlp.flush(Duration::from_secs(10)));
@@ -142,10 +135,7 @@ fn start_trace_drop(protocol: Protocol, endpoint: String, flavor: &'static str, 
             .with_protocol(protocol)
             .start()
             .unwrap();
-        let subscriber = tracing_subscriber::registry()
-            .with(strata_core::StoreLayer::default())
-            .with(otlp.layer());
-        tracing::subscriber::with_default(subscriber, || {
+        support::traced(&otlp, || {
             tracing::info_span!("shutdown", case = name.as_str())
                 .in_scope(|| tracing::info!("bye"));
         });
@@ -208,10 +198,7 @@ fn gzip_and_headers_set_in_code_reach_the_grpc_collector_with_spans_and_log_reco
         .with_header("x-tenant", "acme")
         .start()
         .unwrap();
-    let subscriber = tracing_subscriber::registry()
-        .with(strata_core::StoreLayer::default())
-        .with(otlp.layer());
-    tracing::subscriber::with_default(subscriber, || {
+    support::traced(&otlp, || {
         tracing::info_span!("zipped", size = 3).in_scope(|| tracing::info!("packed"));
     });
     assert!(otlp.flush(Duration::from_secs(10)));
@@ -244,10 +231,7 @@ fn spans_a_collector_rejects_in_a_partial_success_are_counted_as_lost() {
         .with_logs(false)
         .start()
         .unwrap();
-    let subscriber = tracing_subscriber::registry()
-        .with(strata_core::StoreLayer::default())
-        .with(otlp.layer());
-    tracing::subscriber::with_default(subscriber, || {
+    support::traced(&otlp, || {
         for i in 0..3 {
             tracing::info_span!("picky", i).in_scope(|| {});
         }

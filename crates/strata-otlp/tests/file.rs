@@ -63,10 +63,7 @@ fn the_file_is_bounded_by_keeping_one_previous() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("traces.jsonl");
     let otlp = Otlp::new().with_file(&path, 4096).start().unwrap();
-    let subscriber = tracing_subscriber::registry()
-        .with(strata_core::StoreLayer::default())
-        .with(otlp.layer());
-    tracing::subscriber::with_default(subscriber, || {
+    support::traced(&otlp, || {
         for round in 0..20 {
             for i in 0..20 {
                 tracing::info_span!("step", round, i, payload = "x".repeat(100).as_str())
@@ -136,10 +133,7 @@ fn events_and_records(text: &str, name: &str) -> (Vec<String>, Vec<String>) {
 /// Runs one span with an event at each level and returns what reached the file.
 fn one_span_of_every_level(otlp: Otlp, path: &std::path::Path) -> (Vec<String>, Vec<String>) {
     let otlp = otlp.with_file(path, 10_000_000).start().unwrap();
-    let subscriber = tracing_subscriber::registry()
-        .with(strata_core::StoreLayer::default())
-        .with(otlp.layer());
-    tracing::subscriber::with_default(subscriber, || {
+    support::traced(&otlp, || {
         tracing::info_span!("checkout").in_scope(|| {
             tracing::debug!("cart loaded");
             tracing::info!("payment accepted");

@@ -7,7 +7,6 @@ use std::time::Duration;
 use opentelemetry::metrics::MeterProvider as _;
 use strata_otlp::{Otlp, Protocol};
 use strata_testkit::OtlpReceiver;
-use tracing_subscriber::prelude::*;
 
 mod support;
 
@@ -101,10 +100,7 @@ fn logs_can_be_turned_off_while_traces_go_on() {
         .with_logs(false)
         .start()
         .unwrap();
-    let subscriber = tracing_subscriber::registry()
-        .with(strata_core::StoreLayer::default())
-        .with(otlp.layer());
-    tracing::subscriber::with_default(subscriber, || {
+    support::traced(&otlp, || {
         tracing::info_span!("job").in_scope(|| tracing::info!("ran"));
     });
     assert!(otlp.flush(Duration::from_secs(10)));

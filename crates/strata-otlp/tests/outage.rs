@@ -7,14 +7,12 @@ use std::time::{Duration, Instant};
 
 use strata_otlp::{Otlp, OtlpGuard, Protocol};
 use strata_testkit::{BlackHole, OtlpReceiver};
-use tracing_subscriber::prelude::*;
+
+mod support;
 
 /// Makes `n` spans named `name` with one event each, on this thread.
 fn spans(otlp: &OtlpGuard, name: &'static str, n: u64) {
-    let subscriber = tracing_subscriber::registry()
-        .with(strata_core::StoreLayer::default())
-        .with(otlp.layer());
-    tracing::subscriber::with_default(subscriber, || {
+    support::traced(otlp, || {
         for i in 0..n {
             tracing::info_span!("work", phase = name, i).in_scope(|| tracing::info!("step"));
         }

@@ -13,7 +13,8 @@ use strata_otlp::{Otlp, Protocol};
 use strata_testkit::corpus::{self, SecretKind};
 use strata_testkit::{OtlpReceiver, ReceivedLog, ReceivedSpan};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
-use tracing_subscriber::prelude::*;
+
+mod support;
 
 fn rules() -> Option<Arc<Redaction>> {
     Some(Arc::new(Redaction::new()))
@@ -136,10 +137,7 @@ fn secrets_reach_the_receiver_masked(protocol: Protocol) {
         .unwrap();
     let secrets = corpus::secrets();
     let ordinary = corpus::ordinary();
-    let subscriber = tracing_subscriber::registry()
-        .with(strata_core::StoreLayer::default())
-        .with(otlp.layer());
-    tracing::subscriber::with_default(subscriber, || {
+    support::traced(&otlp, || {
         log_hand_picked();
         for s in &secrets {
             corpus::emit(tracing::Level::INFO, &s.field, &s.value, "by field");
@@ -287,10 +285,7 @@ fn the_local_file_gets_masked_spans_span_events_links_and_log_records() {
         .with_span_events(tracing::level_filters::LevelFilter::TRACE)
         .start()
         .unwrap();
-    let subscriber = tracing_subscriber::registry()
-        .with(strata_core::StoreLayer::default())
-        .with(otlp.layer());
-    tracing::subscriber::with_default(subscriber, log_hand_picked);
+    support::traced(&otlp, log_hand_picked);
     assert!(otlp.flush(Duration::from_secs(10)));
     let text = std::fs::read_to_string(&path).unwrap();
     let lines: Vec<Value> = text

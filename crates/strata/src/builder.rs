@@ -1210,10 +1210,11 @@ where
     S: tracing::Subscriber + for<'a> LookupSpan<'a>,
 {
     // Field values match as text, not regular expressions: a hostile `log.level` could make
-    // the regex compiler run for seconds (found by the config fuzz target).
+    // the regex compiler run for seconds (found by the config fuzz target). `level` passed
+    // `config::p_filter`, which trimmed its directives.
     EnvFilter::builder()
         .with_regex(false)
-        .parse(config::directives(level))
+        .parse(level)
         .unwrap_or_else(|_| EnvFilter::new("info"))
         .or(filter_fn(|meta| {
             meta.is_span() && *meta.level() <= tracing::Level::INFO

@@ -553,7 +553,7 @@ pub(crate) fn p_filter(r: Raw<'_>) -> Result<String, &'static str> {
 /// `level`'s directives, each trimmed: tracing-subscriber 0.3.23 indexes a directive's text by
 /// positions in its trimmed copy, and panics when it starts with a space before a multi-byte
 /// character (`" info1ゞ=warn"`, found by the config fuzz target).
-pub(crate) fn directives(level: &str) -> String {
+fn directives(level: &str) -> String {
     level
         .split(',')
         .map(str::trim)

@@ -89,3 +89,12 @@ pub(crate) fn picky_collector() -> (tokio::runtime::Runtime, std::net::SocketAdd
     );
     (rt, addr)
 }
+
+/// Runs `f` with a subscriber of strata's span store and `otlp`'s layers as this thread's
+/// default.
+pub(crate) fn traced<R>(otlp: &strata_otlp::OtlpGuard, f: impl FnOnce() -> R) -> R {
+    let subscriber = tracing_subscriber::registry()
+        .with(strata_core::StoreLayer::default())
+        .with(otlp.layer());
+    tracing::subscriber::with_default(subscriber, f)
+}
