@@ -401,10 +401,9 @@ impl JsonFormat {
 
     /// Renders the fields of a span (already in the store) into this format's per-span cache.
     ///
-    /// [`JsonLayer`](crate::JsonLayer) calls this when a span is created and when it records
-    /// values; a layer that renders with a `JsonFormat` of its own should do the same from its
-    /// `on_new_span` and `on_record` (after [`store::on_new_span`] / [`store::on_record`]).
-    /// Spans without a cache are still rendered, only more slowly.
+    /// Formatting a line does this for every span of the line that has no current cache (one
+    /// made before the span last recorded is dropped), so layers need not call it; a layer may
+    /// call it ahead, off a latency-sensitive path.
     pub fn prepare_span<S>(&self, span: &SpanRef<'_, S>)
     where
         S: for<'a> LookupSpan<'a>,
@@ -416,38 +415,45 @@ impl JsonFormat {
 
     /// [`JsonFormat::prepare_span`] for a caller already holding the span's store.
     pub fn prepare_fields(&self, meta: &'static Metadata<'static>, sf: &mut SpanFields) {
-        let r = with_scratch(|s| {
-            let cs = s.callsites.get(self, meta);
-            let mut keys: SmallVec<[(KeyId, u32, u32); 8]> = SmallVec::new();
-            let buf = &mut s.fields;
-            buf.clear();
-            for f in sf.fields() {
-                let start = buf.len() as u32;
-                let key = match cs.roles.get(f.index()) {
-                    Some(&Role::User(key, a, b)) if key.name() == f.name() => {
-                        buf.extend_from_slice(&cs.keys[a as usize..b as usize]);
-                        self.write_value(buf, f.value(), false);
-                        key
-                    }
-                    Some(&Role::Masked(key, a, b)) if key.name() == f.name() => {
-                        buf.extend_from_slice(&cs.keys[a as usize..b as usize]);
-                        encode::write_str(buf, MASK);
-                        key
-                    }
-                    _ if f.name() == CRITICAL_FIELD => continue,
-                    _ => {
-                        let key = self.user_key(f.name());
-                        write_user_key(buf, key.tag(), f.name());
-                        self.write_value(buf, f.value(), self.is_masked(f.name()));
-                        key
-                    }
-                };
-                keys.push((key, start, buf.len() as u32));
-            }
-            s.callsites.put(cs);
-            Rendered::new(buf, &keys)
-        });
-        sf.set_rendered(self.id, r);
+        with_scratch(|s| self.render_fields(meta, sf, &mut s.callsites, &mut s.span));
+    }
+
+    /// Renders `sf` into its cache, with the thread's callsite cache and a buffer to use.
+    fn render_fields(
+        &self,
+        meta: &'static Metadata<'static>,
+        sf: &mut SpanFields,
+        callsites: &mut CallsiteCache,
+        buf: &mut Vec<u8>,
+    ) {
+        let cs = callsites.get(self, meta);
+        let mut keys: SmallVec<[(KeyId, u32, u32); 8]> = SmallVec::new();
+        buf.clear();
+        for f in sf.fields() {
+            let start = buf.len() as u32;
+            let key = match cs.roles.get(f.index()) {
+                Some(&Role::User(key, a, b)) if key.name() == f.name() => {
+                    buf.extend_from_slice(&cs.keys[a as usize..b as usize]);
+                    self.write_value(buf, f.value(), false);
+                    key
+                }
+                Some(&Role::Masked(key, a, b)) if key.name() == f.name() => {
+                    buf.extend_from_slice(&cs.keys[a as usize..b as usize]);
+                    encode::write_str(buf, MASK);
+                    key
+                }
+                _ if f.name() == CRITICAL_FIELD => continue,
+                _ => {
+                    let key = self.user_key(f.name());
+                    write_user_key(buf, key.tag(), f.name());
+                    self.write_value(buf, f.value(), self.is_masked(f.name()));
+                    key
+                }
+            };
+            keys.push((key, start, buf.len() as u32));
+        }
+        callsites.put(cs);
+        sf.set_rendered(self.id, Rendered::new(buf, &keys));
     }
 
     /// Renders `event` as one JSON line (with its trailing newline) appended to `out`.
@@ -563,7 +569,22 @@ impl JsonFormat {
         let mut trace = None;
         let mut want_trace = store::trace_context_in_use();
         for (depth, sp) in span.scope().enumerate() {
-            let ext = sp.extensions();
+            let own = !inherit_only && depth == 0;
+            let mut ext = sp.extensions();
+            if !own
+                && ext
+                    .get::<SpanFields>()
+                    .is_some_and(|sf| sf.rendered(self.id).is_none())
+            {
+                // Rendered at the first line that needs it, not when the span is made or
+                // records: a span often records before its first line (a status, a latency),
+                // and one with no line is never rendered.
+                drop(ext);
+                if let Some(sf) = sp.extensions_mut().get_mut::<SpanFields>() {
+                    self.render_fields(sp.metadata(), sf, &mut s.callsites, &mut s.span);
+                }
+                ext = sp.extensions();
+            }
             let Some(sf) = ext.get::<SpanFields>() else {
                 continue;
             };
@@ -571,7 +592,6 @@ impl JsonFormat {
                 trace = Some(*t);
                 want_trace = false;
             }
-            let own = !inherit_only && depth == 0;
             let cached = if own { None } else { sf.rendered(self.id) };
             if let Some(frag) = cached {
                 if frag.bloom() & s.keys.bloom() == 0 {
@@ -752,6 +772,8 @@ fn event_key(keys: &mut KeySet, key: KeyId) -> Option<KeyId> {
 pub(crate) struct Scratch {
     pub(crate) line: Vec<u8>,
     fields: Vec<u8>,
+    /// A span's fields being rendered into its cache.
+    span: Vec<u8>,
     keys: KeySet,
     clock: Clock,
     callsites: CallsiteCache,
@@ -822,7 +844,7 @@ pub(crate) fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
         Ok(mut s) => {
             let out = (f.take().expect("called once"))(&mut s);
             // Do not let one huge line pin memory forever.
-            if s.line.capacity() > 1 << 20 {
+            if s.line.capacity() > 1 << 20 || s.span.capacity() > 1 << 20 {
                 *s = Scratch::default();
             }
             Some(out)

@@ -354,16 +354,13 @@ where
 
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
-        let mut ext = span.extensions_mut();
-        let fields = store::fields_mut(&mut ext, attrs, self.id);
-        self.format.prepare_fields(span.metadata(), fields);
+        // The fields are rendered at the span's first line (`JsonFormat::prepare_span`).
+        store::fields_mut(&mut span.extensions_mut(), attrs, self.id);
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
-        let Some(span) = ctx.span(id) else { return };
-        store::record_span(&span, values, self.id);
-        // Whoever applied the values dropped every rendering: make ours again.
-        self.format.prepare_span(&span);
+        // Applying the values drops every rendering; the next line renders ours again.
+        store::on_record(id, values, &ctx, self.id);
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {

@@ -7,14 +7,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use opentelemetry::Context;
-use opentelemetry::InstrumentationScope;
-use opentelemetry::logs::Severity;
-use opentelemetry_sdk::Resource;
+use opentelemetry::{Context, InstrumentationScope};
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
-use opentelemetry_sdk::logs::{LogBatch, LogExporter, LogProcessor, SdkLogRecord};
-use opentelemetry_sdk::trace::{Span, SpanData, SpanExporter, SpanProcessor};
+use opentelemetry_sdk::logs::{LogBatch, LogExporter, SdkLogRecord};
+use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 use strata_core::Redaction;
+
+use crate::recorder::SpanRecord;
 
 /// Items handed to the exporter at most per call.
 const MAX_BATCH: usize = 512;
@@ -80,11 +79,18 @@ impl Executor {
     }
 }
 
-/// A batch processor of `T`s; the SDK's span and log processor traits are implemented for
-/// spans and log records.
+/// A batch processor of `T`s: the recorder's span records, or the log bridge's log records.
 #[derive(Debug)]
 pub(crate) struct Batch<T> {
     shared: Arc<Shared<T>>,
+}
+
+impl<T> Clone for Batch<T> {
+    fn clone(&self) -> Self {
+        Batch {
+            shared: Arc::clone(&self.shared),
+        }
+    }
 }
 
 /// Waits until a deadline for a batch processor to export what it holds; `false` on timeout.
@@ -136,7 +142,7 @@ impl<T: Send + 'static> Batch<T> {
 
     /// Queues `item`, or drops and counts it when the queue is full or shut down.
     #[inline]
-    fn push(&self, item: T) {
+    pub(crate) fn push(&self, item: T) {
         let mut st = self.shared.lock();
         if st.shutdown || st.buf.len() >= self.shared.capacity {
             drop(st);
@@ -177,22 +183,11 @@ impl<T: Send + 'static> Batch<T> {
 
     /// Waits, until a deadline, for everything accepted before the call to be exported.
     pub(crate) fn waiter(&self) -> Waiter {
-        let batch = Batch {
-            shared: Arc::clone(&self.shared),
-        };
+        let batch = self.clone();
         Arc::new(move |deadline| batch.wait_done(deadline))
     }
 
-    fn flush(&self) -> OTelSdkResult {
-        let timeout = Duration::from_secs(10);
-        if self.wait_done(Instant::now() + timeout) {
-            Ok(())
-        } else {
-            Err(OTelSdkError::Timeout(timeout))
-        }
-    }
-
-    fn shutdown(&self, timeout: Duration) -> OTelSdkResult {
+    pub(crate) fn shutdown(&self, timeout: Duration) -> OTelSdkResult {
         let flushed = self.wait_done(Instant::now() + timeout);
         self.shared.lock().shutdown = true;
         self.shared.wake.notify_all();
@@ -351,23 +346,29 @@ fn run<T>(shared: &Shared<T>, export: &mut impl FnMut(Vec<T>) -> (u64, OTelSdkRe
     }
 }
 
-/// Spans, rewritten on the export thread before export: semantic conventions, then redaction
-/// (which so also sees the names and statuses the conventions derive).
+/// Spans, made from the recorder's records on the export thread, then rewritten there before
+/// export: semantic conventions, then redaction (which so also sees the names and statuses
+/// the conventions derive).
 pub(crate) fn spans<E: SpanExporter + 'static>(
     exporter: E,
     settings: Settings,
     executor: Executor,
-) -> std::io::Result<Batch<SpanData>> {
+) -> std::io::Result<Batch<SpanRecord>> {
     let mut redaction = settings.redaction.clone().map(crate::redact::Rules::new);
-    Batch::spawn(settings, "spans", move |mut batch: Vec<SpanData>| {
+    let scope = InstrumentationScope::builder("strata").build();
+    Batch::spawn(settings, "spans", move |records: Vec<SpanRecord>| {
         // Spans of the network stack and telemetry crates (made where suppression does not
         // reach, such as an HTTP client's own threads) are not exported: each export would
         // make more. Their children are theirs too, so nothing is left orphaned.
-        batch.retain_mut(|s| {
-            let class = crate::semconv::classify(s);
-            crate::semconv::apply(s, class);
-            class != crate::semconv::Class::Telemetry
-        });
+        let mut batch: Vec<SpanData> = Vec::with_capacity(records.len());
+        for record in records {
+            let mut s = record.into_data(&scope);
+            let class = crate::semconv::classify(&s);
+            if class != crate::semconv::Class::Telemetry {
+                crate::semconv::apply(&mut s, class);
+                batch.push(s);
+            }
+        }
         if batch.is_empty() {
             return (0, Ok(()));
         }
@@ -408,28 +409,8 @@ pub(crate) fn logs<E: LogExporter + 'static>(
     })
 }
 
-impl SpanProcessor for Batch<SpanData> {
-    fn on_start(&self, _span: &mut Span, _cx: &Context) {}
-
-    fn on_end(&self, span: SpanData) {
-        if span.span_context.is_sampled() {
-            self.push(span);
-        }
-    }
-
-    fn force_flush(&self) -> OTelSdkResult {
-        self.flush()
-    }
-
-    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        self.shutdown(timeout)
-    }
-
-    fn set_resource(&mut self, _resource: &Resource) {}
-}
-
-/// A record with nothing set (the SDK makes them only through a logger).
-fn blank_record() -> &'static SdkLogRecord {
+/// A record with nothing set, to clone (the SDK makes them only through a logger).
+pub(crate) fn blank_record() -> &'static SdkLogRecord {
     static BLANK: std::sync::OnceLock<SdkLogRecord> = std::sync::OnceLock::new();
     BLANK.get_or_init(|| {
         use opentelemetry::logs::{Logger as _, LoggerProvider as _};
@@ -438,27 +419,4 @@ fn blank_record() -> &'static SdkLogRecord {
         let _ = provider.shutdown();
         record
     })
-}
-
-impl LogProcessor for Batch<LogItem> {
-    /// Takes the record, leaving a blank one behind: this is the provider's only processor, and
-    /// the SDK drops the record after this call (a clone would copy every attribute).
-    fn emit(&self, record: &mut SdkLogRecord, scope: &InstrumentationScope) {
-        let record = std::mem::replace(record, blank_record().clone());
-        self.push((record, scope.clone()));
-    }
-
-    /// The network stack's and telemetry crates' own events are not exported: each export
-    /// would log again. Asked before the record is built.
-    fn event_enabled(&self, _level: Severity, target: &str, _name: Option<&str>) -> bool {
-        !strata_core::is_telemetry_target(target)
-    }
-
-    fn force_flush(&self) -> OTelSdkResult {
-        self.flush()
-    }
-
-    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        self.shutdown(timeout)
-    }
 }

@@ -1,8 +1,8 @@
 //! OpenTelemetry export for strata: traces, logs and metrics to any OTLP endpoint (gRPC or
-//! HTTP/protobuf) through `tracing-opentelemetry` and `opentelemetry-appender-tracing`, with
-//! the exported span's trace and span IDs in strata-core's span store, so every strata JSON
-//! line inside a span carries the same `trace_id`/`span_id` that the trace backend shows — and
-//! so does the exported log record of the same event.
+//! HTTP/protobuf). strata's span recorder gives each span its OpenTelemetry IDs in strata-core's
+//! span store — so every strata JSON line inside a span carries the same `trace_id`/`span_id`
+//! that the trace backend shows, and so does the exported log record of the same event — and
+//! exports the span when it closes; the OpenTelemetry SDK samples, and exports metrics.
 //!
 //! ```no_run
 //! use strata_otlp::Otlp;
@@ -50,15 +50,19 @@
 //!   current-thread runtime, or none.
 
 mod batch;
+mod bridge;
 mod config;
-mod events;
 mod file;
 #[cfg(feature = "request-id")]
 mod propagation;
+mod recorder;
 mod redact;
 mod semconv;
+mod span_ext;
 mod transport;
 mod wire;
+
+pub use span_ext::SpanExt;
 
 #[cfg(feature = "request-id")]
 pub use propagation::install_propagation;
@@ -94,16 +98,12 @@ use std::time::{Duration, Instant};
 use config::{Signal, env};
 use http::HeaderMap;
 use opentelemetry::KeyValue;
-use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
 use opentelemetry_otlp::{WithExportConfig, WithHttpConfig, WithTonicConfig};
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::logs::SdkLoggerProvider;
 use opentelemetry_sdk::metrics::PeriodicReader;
-use opentelemetry_sdk::trace::{SdkTracerProvider, SpanExporter};
-use strata_core::{TraceContext, store};
+use opentelemetry_sdk::trace::SpanExporter;
 use tracing_core::Subscriber;
-use tracing_core::span::Id;
-use tracing_subscriber::layer::{Context, Layer};
+use tracing_subscriber::layer::Layer;
 use tracing_subscriber::registry::LookupSpan;
 
 /// The wire protocol.
@@ -674,29 +674,21 @@ impl Started {
         let tracer = match traces {
             Some((mut exporter, executor)) => {
                 exporter.set_resource(&self.resource);
-                let processor = batch::spans(exporter, self.spans, executor)?;
-                waiters.push(processor.waiter());
-                Some(
-                    SdkTracerProvider::builder()
-                        .with_span_processor(processor)
-                        .with_sampler(self.sampler)
-                        .with_resource(self.resource.clone())
-                        .build(),
-                )
+                let batch = batch::spans(exporter, self.spans, executor)?;
+                waiters.push(batch.waiter());
+                Some(Arc::new(recorder::Tracer {
+                    batch,
+                    sampler: self.sampler,
+                }))
             }
             None => None,
         };
         let logger = match logs {
             Some((mut exporter, executor)) => {
                 exporter.set_resource(&self.resource);
-                let processor = batch::logs(exporter, self.log_records, executor)?;
-                waiters.push(processor.waiter());
-                Some(
-                    SdkLoggerProvider::builder()
-                        .with_log_processor(processor)
-                        .with_resource(self.resource.clone())
-                        .build(),
-                )
+                let batch = batch::logs(exporter, self.log_records, executor)?;
+                waiters.push(batch.waiter());
+                Some(batch)
             }
             None => None,
         };
@@ -908,8 +900,8 @@ fn exporter_runtime() -> std::io::Result<tokio::runtime::Runtime> {
 /// Keeps the exporters running; dropping it flushes and shuts down, bounded by a timeout.
 #[must_use = "dropping the guard shuts the exporters down; hold it until the end of main"]
 pub struct OtlpGuard {
-    tracer: Option<SdkTracerProvider>,
-    logger: Option<SdkLoggerProvider>,
+    tracer: Option<Arc<recorder::Tracer>>,
+    logger: Option<batch::Batch<batch::LogItem>>,
     meter: Option<SdkMeterProvider>,
     /// Handed out when metrics are off: exports nothing.
     no_meter: SdkMeterProvider,
@@ -947,13 +939,14 @@ impl OtlpGuard {
         }
     }
 
-    /// The layer to add to the subscriber: tracing-opentelemetry's, followed by the bridge that
-    /// puts each span's OpenTelemetry IDs into strata's span store, and the logs bridge
+    /// The layer to add to the subscriber: strata's span recorder (each span's OpenTelemetry
+    /// IDs in strata's span store, the span exported when it closes) and the log bridge
     /// (events as log records carrying their span's trace context). The network stack's and
     /// telemetry crates' own spans and events ([`strata_core::TELEMETRY_TARGETS`]) are never
     /// exported, so exporting never exports itself (checked off the hot path: spans on the
     /// export thread, events before a record is built; a per-layer filter costs every
-    /// application span ~470 instructions). Does nothing when export is off.
+    /// application span ~470 instructions). Does nothing when export is off. Needs strata's
+    /// span store ([`strata_core::StoreLayer`] or any strata layer) before it.
     ///
     /// The same as [`OtlpGuard::traces_layer`] then [`OtlpGuard::logs_layer`]; use those two to
     /// filter log records like log lines (production: WARN and up) while every span is traced.
@@ -964,23 +957,21 @@ impl OtlpGuard {
         Layer::<S>::and_then(self.traces_layer(), self.logs_layer())
     }
 
-    /// Traces only: tracing-opentelemetry's layer and the bridge of its IDs into strata's span
-    /// store (see [`OtlpGuard::layer`]).
+    /// Traces only: strata's span recorder (see [`OtlpGuard::layer`]). A span gets its IDs
+    /// at its first entry (the parent's trace, a remote parent set with
+    /// [`SpanExt::set_parent`], or a new trace, as the sampler decides) and is exported when
+    /// it closes, with its fields as attributes (`otel.name`, `otel.kind`, `otel.status_code`
+    /// and `otel.status_description` set the name, kind and status), its callsite as
+    /// `code.file.path`, `code.module.name` and `code.line.number`, the events
+    /// [`Otlp::with_span_events`] keeps, and `follows_from` spans as links. Everything but the
+    /// IDs and a copy of the fields happens on the export thread.
     pub fn traces_layer<S>(&self) -> impl Layer<S> + Send + Sync + 'static + use<S>
     where
         S: Subscriber + for<'a> LookupSpan<'a> + Send + Sync,
     {
-        // Thread attributes stay on: without them (`with_threads(false)`, 350 instructions
-        // less per span on the caller) sustained gRPC export here fell from ~32 k to ~17 k
-        // spans/s, repeatably, for a reason not yet found (docs/performance.md).
-        let traces = self.tracer.as_ref().map(|provider| events::SpanEvents {
-            inner: tracing_opentelemetry::layer().with_tracer(provider.tracer("strata")),
-            max: self.span_events,
-        });
-        let ids = TraceIds {
-            enabled: traces.is_some(),
-        };
-        Layer::<S>::and_then(traces, ids)
+        self.tracer
+            .as_ref()
+            .map(|t| recorder::Recorder::<S>::new(Arc::clone(t), self.span_events))
     }
 
     /// Log records only: events as OpenTelemetry log records with their span's trace context
@@ -989,9 +980,7 @@ impl OtlpGuard {
     where
         S: Subscriber + for<'a> LookupSpan<'a> + Send + Sync,
     {
-        self.logger
-            .as_ref()
-            .map(opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge::new)
+        self.logger.clone().map(bridge::LogBridge::new)
     }
 
     /// The meter provider exporting to the same place as traces, every
@@ -1116,8 +1105,8 @@ impl Drop for OtlpGuard {
         if tracer.is_some() || logger.is_some() || meter.is_some() {
             run_bounded(left() + Duration::from_millis(100), move || {
                 // Each one shut down, whatever the others did.
-                let traces = tracer.is_none_or(|t| t.shutdown_with_timeout(left()).is_ok());
-                let logs = logger.is_none_or(|l| l.shutdown_with_timeout(left()).is_ok());
+                let traces = tracer.is_none_or(|t| t.batch.shutdown(left()).is_ok());
+                let logs = logger.is_none_or(|l| l.shutdown(left()).is_ok());
                 let metrics = meter.is_none_or(|m| m.shutdown_with_timeout(left()).is_ok());
                 traces & logs & metrics
             });
@@ -1125,48 +1114,5 @@ impl Drop for OtlpGuard {
         if let Some(rt) = self.runtime.take() {
             rt.shutdown_background();
         }
-    }
-}
-
-/// Copies each span's OpenTelemetry trace and span IDs into strata-core's span store.
-/// Must come after tracing-opentelemetry's layer ([`OtlpGuard::layer`] composes them so): its
-/// `on_enter` has just made the span's OpenTelemetry context current (context activation),
-/// so the IDs are one thread-local read away.
-#[derive(Clone, Copy)]
-struct TraceIds {
-    /// Off when traces are not exported.
-    enabled: bool,
-}
-
-impl<S> Layer<S> for TraceIds
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-{
-    // Filled at the span's first entry, not its creation: until then its parent may still be
-    // set (an incoming `traceparent`), and starting the OpenTelemetry span earlier would fix it.
-    fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
-        if !self.enabled {
-            return;
-        }
-        let Some(span) = ctx.span(id) else { return };
-        let mut ext = span.extensions_mut();
-        // The store layer (strata's first layer) created the fields at the span's creation.
-        let Some(fields) = ext.get_mut::<store::SpanFields>() else {
-            return;
-        };
-        if fields.trace_context().is_some() {
-            return;
-        }
-        opentelemetry::Context::map_current(|cx| {
-            let span = cx.span();
-            let sc = span.span_context();
-            if sc.is_valid() {
-                fields.set_trace_context(TraceContext::new(
-                    sc.trace_id().to_bytes(),
-                    sc.span_id().to_bytes(),
-                    sc.is_sampled(),
-                ));
-            }
-        });
     }
 }

@@ -7,7 +7,8 @@ use std::sync::Once;
 use opentelemetry::propagation::{TextMapCompositePropagator, TextMapPropagator};
 use opentelemetry_http::{HeaderExtractor, HeaderInjector};
 use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
-use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use crate::SpanExt;
 
 struct W3c(TextMapCompositePropagator);
 
@@ -26,8 +27,8 @@ impl strata_request_id::Extractor for W3c {
             return;
         }
         let cx = self.0.extract(&HeaderExtractor(headers));
-        // Fails only when the span was already started, which the middleware never does.
-        let _ = span.set_parent(cx);
+        // Before the span's first entry: the middleware has only just made it.
+        span.set_parent(cx);
     }
 }
 

@@ -9,10 +9,10 @@ use opentelemetry::KeyValue;
 use opentelemetry::trace::{SpanContext, SpanId, Status, TraceFlags, TraceId, TraceState};
 use serde_json::Value;
 use strata_core::Redaction;
+use strata_otlp::SpanExt;
 use strata_otlp::{Otlp, Protocol};
 use strata_testkit::corpus::{self, SecretKind};
 use strata_testkit::{OtlpReceiver, ReceivedLog, ReceivedSpan};
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 mod support;
 

@@ -463,23 +463,12 @@ where
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
-        let mut ext = span.extensions_mut();
-        let fields = store::fields_mut(&mut ext, attrs, self.id);
-        for f in &self.formats {
-            if let Format::Json(j) = f {
-                j.prepare_fields(span.metadata(), fields);
-            }
-        }
+        // JSON formats render the span's fields at its first line (`JsonFormat::prepare_span`).
+        store::fields_mut(&mut span.extensions_mut(), attrs, self.id);
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
-        let Some(span) = ctx.span(id) else { return };
-        store::record_span(&span, values, self.id);
-        for f in &self.formats {
-            if let Format::Json(j) = f {
-                j.prepare_span(&span);
-            }
-        }
+        store::on_record(id, values, &ctx, self.id);
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {

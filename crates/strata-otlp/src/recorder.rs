@@ -1,0 +1,599 @@
+//! strata's span recorder: the tracing layer that turns spans into OpenTelemetry spans.
+//!
+//! The application's thread does as little as it can. A span's fields are already captured,
+//! typed, in strata-core's span store (for the JSON lines); its creation time too. At the
+//! span's first entry the recorder gives it its IDs (the parent's trace, or a remote parent's,
+//! or a new one), asks the sampler and writes the IDs into the store, where every log line and
+//! log record of the span finds them. At close it copies the fields and queues one
+//! [`SpanRecord`]; the export thread turns records into the SDK's `SpanData` (names, kinds and
+//! statuses from `otel.*` fields, attributes, `code.*` from the callsite), then the semantic
+//! conventions, redaction and the encoder run there as before.
+//!
+//! Nothing else runs per span: no OpenTelemetry context is built or made current at every
+//! poll, no timing at every entry, no span builder and SDK span per span (what
+//! tracing-opentelemetry does: the largest of strata's costs on a request's thread before).
+//! Only spans with more to say carry an [`Extra`] (a remote parent and its baggage, span
+//! events, links, an error status, attributes set from code).
+
+use std::borrow::Cow;
+use std::cell::RefCell;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::SystemTime;
+
+use opentelemetry::baggage::BaggageExt;
+use opentelemetry::trace::{
+    Event, Link, SpanContext, SpanId, SpanKind, Status, TraceContextExt, TraceFlags, TraceId,
+    TraceState,
+};
+use opentelemetry::{Context, ContextGuard, InstrumentationScope, KeyValue, StringValue, Value};
+use opentelemetry_sdk::trace::{
+    IdGenerator, RandomIdGenerator, Sampler, SamplingDecision, ShouldSample, SpanData, SpanEvents,
+    SpanLinks,
+};
+use strata_core::TraceContext;
+use strata_core::store::{FieldValue, SpanFields, StoredField};
+use tracing_core::field::{Field, Visit};
+use tracing_core::span::Id;
+use tracing_core::{Dispatch, Event as TracingEvent, Level, LevelFilter, Metadata, Subscriber};
+use tracing_subscriber::layer::{Context as LayerContext, Layer};
+use tracing_subscriber::registry::{LookupSpan, SpanRef};
+
+use crate::batch::Batch;
+
+/// Span events and links kept per span at most; more are counted as dropped.
+const MAX_EVENTS: usize = 128;
+
+/// A finished span as the application's thread queues it; [`SpanRecord::into_data`] makes the
+/// SDK's `SpanData` of it on the export thread.
+pub(crate) struct SpanRecord {
+    meta: &'static Metadata<'static>,
+    context: SpanContext,
+    /// The parent's span ID, and whether it is remote.
+    parent: Option<(SpanId, bool)>,
+    start: SystemTime,
+    end: SystemTime,
+    fields: Vec<StoredField>,
+    extra: Option<Box<Extra>>,
+}
+
+/// What a span carries beyond its store's fields, for the few spans that need it.
+#[derive(Default)]
+pub(crate) struct Extra {
+    /// A remote parent set before the first entry ([`crate::SpanExt::set_parent`]).
+    remote: Option<Context>,
+    /// The baggage made current while the span is entered (a remote parent's, inherited).
+    baggage: Option<Context>,
+    trace_state: TraceState,
+    events: Vec<Event>,
+    dropped_events: u32,
+    links: Vec<Link>,
+    dropped_links: u32,
+    attributes: Vec<KeyValue>,
+    status: Status,
+}
+
+/// What the recorder shares with [`crate::OtlpGuard`].
+pub(crate) struct Tracer {
+    pub(crate) batch: Batch<SpanRecord>,
+    pub(crate) sampler: Sampler,
+}
+
+/// Some span of this process has had baggage to make current; until then entering and
+/// leaving a span skips looking for it.
+static BAGGAGE: AtomicBool = AtomicBool::new(false);
+
+thread_local! {
+    /// The baggage contexts made current on this thread, by span.
+    static ATTACHED: RefCell<Vec<(Id, ContextGuard)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The recorder layer (see the module docs).
+pub(crate) struct Recorder<S> {
+    tracer: Arc<Tracer>,
+    /// Events at this level or more severe become span events (ERROR ones always).
+    max: LevelFilter,
+    access: Access,
+    _subscriber: PhantomData<fn(S)>,
+}
+
+impl<S> Recorder<S>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    pub(crate) fn new(tracer: Arc<Tracer>, max: LevelFilter) -> Self {
+        strata_core::store::want_span_timing();
+        Recorder {
+            tracer,
+            max,
+            access: Access(Self::access),
+            _subscriber: PhantomData,
+        }
+    }
+
+    /// The span's context, starting the span (IDs, sampling) first if it was not yet; `None`
+    /// for a span without a store (no strata store layer installed).
+    fn start(&self, span: &SpanRef<'_, S>) -> Option<SpanContext> {
+        if let Some(sc) = self.started_opt(span) {
+            return sc;
+        }
+        let remote = span
+            .extensions()
+            .get::<Extra>()
+            .and_then(|e| e.remote.clone());
+        let (parent, baggage) = match &remote {
+            Some(cx) => {
+                let sc = cx.span().span_context().clone();
+                let baggage = (!cx.baggage().is_empty()).then(|| cx.clone());
+                (sc.is_valid().then_some(sc), baggage)
+            }
+            None => match span.parent() {
+                Some(p) => {
+                    let sc = self.start(&p);
+                    let baggage = p
+                        .extensions()
+                        .get::<Extra>()
+                        .and_then(|e| e.baggage.clone());
+                    (sc, baggage)
+                }
+                None => (None, None),
+            },
+        };
+        let ids = RandomIdGenerator::default();
+        let trace_id = parent
+            .as_ref()
+            .map_or_else(|| ids.new_trace_id(), SpanContext::trace_id);
+        let meta = span.metadata();
+        let result = {
+            let ext = span.extensions();
+            let fields = ext.get::<SpanFields>();
+            let name = fields
+                .and_then(|f| f.get("otel.name"))
+                .map_or(Cow::Borrowed(meta.name()), |v| Cow::Owned(v.to_string()));
+            let kind = fields
+                .and_then(|f| f.get("otel.kind"))
+                .map_or(SpanKind::Internal, |v| kind(&v.to_string()));
+            let parent_cx = parent
+                .as_ref()
+                .map(|sc| Context::new().with_remote_span_context(sc.clone()));
+            drop(ext);
+            self.tracer
+                .sampler
+                .should_sample(parent_cx.as_ref(), trace_id, &name, &kind, &[], &[])
+        };
+        let sampled = result.decision == SamplingDecision::RecordAndSample;
+        let span_id = ids.new_span_id();
+        let mut ext = span.extensions_mut();
+        let fields = ext.get_mut::<SpanFields>()?;
+        if let Some(trace) = fields.trace_context() {
+            // Started meanwhile on another thread.
+            let trace = *trace;
+            let state = ext
+                .get_mut::<Extra>()
+                .map(|e| e.trace_state.clone())
+                .unwrap_or_default();
+            return Some(span_context(&trace, state, false));
+        }
+        let trace = TraceContext::new(trace_id.to_bytes(), span_id.to_bytes(), sampled);
+        fields.set_trace_context(trace);
+        let state = result.trace_state;
+        if !state.header().is_empty() || !result.attributes.is_empty() || baggage.is_some() {
+            if baggage.is_some() {
+                BAGGAGE.store(true, Ordering::Relaxed);
+            }
+            let extra = extra_mut(&mut ext);
+            extra.trace_state = state.clone();
+            extra.attributes.extend(result.attributes);
+            extra.baggage = baggage;
+        }
+        Some(span_context(&trace, state, false))
+    }
+
+    /// `Some(context)` when the span is started, `Some(None)` when it has no store, `None`
+    /// when it is not started yet.
+    fn started_opt(&self, span: &SpanRef<'_, S>) -> Option<Option<SpanContext>> {
+        let ext = span.extensions();
+        let Some(fields) = ext.get::<SpanFields>() else {
+            return Some(None);
+        };
+        let trace = *fields.trace_context()?;
+        let state = ext
+            .get::<Extra>()
+            .map(|e| e.trace_state.clone())
+            .unwrap_or_default();
+        Some(Some(span_context(&trace, state, false)))
+    }
+
+    /// What [`crate::SpanExt`] asks of span `id` (found through the dispatcher).
+    fn access(dispatch: &Dispatch, id: &Id, op: Op<'_>) {
+        let (Some(subscriber), Some(this)) = (
+            dispatch.downcast_ref::<S>(),
+            dispatch.downcast_ref::<Self>(),
+        ) else {
+            return;
+        };
+        let Some(span) = subscriber.span(id) else {
+            return;
+        };
+        match op {
+            Op::SetParent(cx) => {
+                let mut ext = span.extensions_mut();
+                let started = ext
+                    .get_mut::<SpanFields>()
+                    .is_some_and(|f| f.trace_context().is_some());
+                if !started {
+                    extra_mut(&mut ext).remote = Some(cx);
+                }
+            }
+            Op::Context(out) => {
+                if let Some(sc) = this.start(&span) {
+                    let ext = span.extensions();
+                    let base = ext
+                        .get::<Extra>()
+                        .and_then(|e| e.baggage.clone())
+                        .unwrap_or_default();
+                    *out = Some(base.with_remote_span_context(sc));
+                }
+            }
+            Op::Link(link) => {
+                extra_mut(&mut span.extensions_mut()).link(link);
+            }
+            Op::Attribute(kv) => {
+                extra_mut(&mut span.extensions_mut()).attributes.push(kv);
+            }
+            Op::Status(status) => {
+                let mut ext = span.extensions_mut();
+                let extra = extra_mut(&mut ext);
+                // Ok is final; an error replaces unset or an earlier error.
+                if !matches!(extra.status, Status::Ok) {
+                    extra.status = status;
+                }
+            }
+        }
+    }
+}
+
+/// A span context from strata's trace context.
+fn span_context(trace: &TraceContext, state: TraceState, remote: bool) -> SpanContext {
+    let flags = if trace.sampled {
+        TraceFlags::SAMPLED
+    } else {
+        TraceFlags::default()
+    };
+    SpanContext::new(
+        TraceId::from_bytes(trace.trace_id),
+        SpanId::from_bytes(trace.span_id),
+        flags,
+        remote,
+        state,
+    )
+}
+
+fn extra_mut<'a>(ext: &'a mut tracing_subscriber::registry::ExtensionsMut<'_>) -> &'a mut Extra {
+    if ext.get_mut::<Extra>().is_none() {
+        ext.insert(Extra::default());
+    }
+    ext.get_mut::<Extra>().expect("inserted above")
+}
+
+impl Extra {
+    fn link(&mut self, link: Link) {
+        if self.links.len() < MAX_EVENTS {
+            self.links.push(link);
+        } else {
+            self.dropped_links += 1;
+        }
+    }
+}
+
+/// An operation of [`crate::SpanExt`] on one span.
+pub(crate) enum Op<'a> {
+    SetParent(Context),
+    Context(&'a mut Option<Context>),
+    Link(Link),
+    Attribute(KeyValue),
+    Status(Status),
+}
+
+/// Found through the dispatcher by [`crate::SpanExt`]: runs an [`Op`] on a span.
+#[derive(Clone, Copy)]
+pub(crate) struct Access(pub(crate) fn(&Dispatch, &Id, Op<'_>));
+
+impl<S> Layer<S> for Recorder<S>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    // Started at the first entry, not at creation: until then a remote parent may still be set
+    // (the request-ID middleware does so from an incoming `traceparent`).
+    fn on_enter(&self, id: &Id, ctx: LayerContext<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        if self.started_opt(&span).is_none() {
+            self.start(&span);
+        }
+        if BAGGAGE.load(Ordering::Relaxed) {
+            let baggage = span
+                .extensions()
+                .get::<Extra>()
+                .and_then(|e| e.baggage.clone());
+            if let Some(cx) = baggage {
+                let guard = cx.attach();
+                ATTACHED.with(|a| a.borrow_mut().push((id.clone(), guard)));
+            }
+        }
+    }
+
+    fn on_exit(&self, id: &Id, _ctx: LayerContext<'_, S>) {
+        if BAGGAGE.load(Ordering::Relaxed) {
+            let guard = ATTACHED.with(|a| {
+                let mut a = a.borrow_mut();
+                let i = a.iter().rposition(|(i, _)| i == id)?;
+                Some(a.remove(i))
+            });
+            drop(guard);
+        }
+    }
+
+    fn on_event(&self, event: &TracingEvent<'_>, ctx: LayerContext<'_, S>) {
+        let level = *event.metadata().level();
+        // ERROR events always: one marks its span failed, and says why.
+        let error = level == Level::ERROR;
+        if !error && self.max < level {
+            return;
+        }
+        let Some(span) = ctx.event_span(event) else {
+            return;
+        };
+        if !self.start(&span).is_some_and(|sc| sc.is_sampled()) {
+            return;
+        }
+        let mut fields = EventFields::default();
+        event.record(&mut fields);
+        let mut ext = span.extensions_mut();
+        let extra = extra_mut(&mut ext);
+        if error && matches!(extra.status, Status::Unset) {
+            extra.status = Status::error("");
+        }
+        if extra.events.len() >= MAX_EVENTS {
+            extra.dropped_events += 1;
+            return;
+        }
+        let meta = event.metadata();
+        let mut attributes = fields.attributes;
+        attributes.push(KeyValue::new("level", meta.level().as_str()));
+        attributes.push(KeyValue::new("target", meta.target()));
+        let name = fields
+            .message
+            .map_or(Cow::Borrowed(meta.name()), Cow::Owned);
+        extra
+            .events
+            .push(Event::new(name, SystemTime::now(), attributes, 0));
+    }
+
+    fn on_follows_from(&self, id: &Id, follows: &Id, ctx: LayerContext<'_, S>) {
+        let (Some(span), Some(other)) = (ctx.span(id), ctx.span(follows)) else {
+            return;
+        };
+        if let Some(sc) = self.start(&other) {
+            extra_mut(&mut span.extensions_mut()).link(Link::with_context(sc));
+        }
+    }
+
+    fn on_close(&self, id: Id, ctx: LayerContext<'_, S>) {
+        let Some(span) = ctx.span(&id) else { return };
+        let Some(context) = self.start(&span) else {
+            return;
+        };
+        if !context.is_sampled() {
+            return;
+        }
+        let end = SystemTime::now();
+        let local_parent = span
+            .parent()
+            .and_then(|p| self.started_opt(&p).flatten())
+            .map(|sc| (sc.span_id(), false));
+        let mut ext = span.extensions_mut();
+        let extra = ext.remove::<Extra>();
+        let parent = match extra.as_ref().and_then(|e| e.remote.as_ref()) {
+            Some(cx) if cx.span().span_context().is_valid() => {
+                Some((cx.span().span_context().span_id(), true))
+            }
+            _ => local_parent,
+        };
+        let Some(fields) = ext.get_mut::<SpanFields>() else {
+            return;
+        };
+        let start = fields
+            .opened()
+            .and_then(|opened| end.checked_sub(opened.elapsed()))
+            .unwrap_or(end);
+        let record = SpanRecord {
+            meta: span.metadata(),
+            context,
+            parent,
+            start,
+            end,
+            fields: fields.fields().to_vec(),
+            extra: extra.map(Box::new),
+        };
+        drop(ext);
+        self.tracer.batch.push(record);
+    }
+
+    unsafe fn downcast_raw(&self, id: std::any::TypeId) -> Option<*const ()> {
+        if id == std::any::TypeId::of::<Self>() {
+            Some(std::ptr::from_ref(self).cast())
+        } else if id == std::any::TypeId::of::<Access>() {
+            Some(std::ptr::from_ref(&self.access).cast())
+        } else {
+            None
+        }
+    }
+}
+
+/// A span event's name (the message) and attributes.
+#[derive(Default)]
+struct EventFields {
+    message: Option<String>,
+    attributes: Vec<KeyValue>,
+}
+
+impl Visit for EventFields {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        let text = format!("{value:?}");
+        if field.name() == "message" {
+            self.message = Some(text);
+        } else {
+            self.attributes.push(KeyValue::new(field.name(), text));
+        }
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            self.message = Some(value.to_owned());
+        } else {
+            self.attributes
+                .push(KeyValue::new(field.name(), value.to_owned()));
+        }
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.attributes.push(KeyValue::new(field.name(), value));
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.attributes.push(KeyValue::new(field.name(), value));
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.attributes
+            .push(KeyValue::new(field.name(), int(FieldValue::U64(value))));
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.attributes.push(KeyValue::new(field.name(), value));
+    }
+
+    /// The semantic conventions' `exception.message`, and the `source()` chain as
+    /// `exception.stacktrace` (tracing-opentelemetry's mapping: Rust has no stable backtrace
+    /// of an error), besides the field itself.
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        let message = value.to_string();
+        let chain: Vec<StringValue> = std::iter::successors(value.source(), |e| e.source())
+            .map(|e| e.to_string().into())
+            .collect();
+        self.attributes
+            .push(KeyValue::new("exception.message", message.clone()));
+        self.attributes.push(KeyValue::new(
+            "exception.stacktrace",
+            Value::Array(chain.into()),
+        ));
+        self.attributes.push(KeyValue::new(field.name(), message));
+    }
+}
+
+/// An integer as an OpenTelemetry value: an `i64` when it fits, its decimal text otherwise.
+fn int(value: FieldValue) -> Value {
+    let fits = match &value {
+        FieldValue::U64(v) => i64::try_from(*v).ok(),
+        FieldValue::I128(v) => i64::try_from(*v).ok(),
+        FieldValue::U128(v) => i64::try_from(*v).ok(),
+        FieldValue::I64(v) => Some(*v),
+        _ => None,
+    };
+    fits.map_or_else(|| Value::String(value.to_string().into()), Value::I64)
+}
+
+/// A span field's value as an OpenTelemetry value.
+fn value(field: FieldValue) -> Value {
+    match field {
+        FieldValue::Bool(b) => Value::Bool(b),
+        FieldValue::F64(f) => Value::F64(f),
+        FieldValue::Str(s) => Value::String(StringValue::from(String::from(s))),
+        v @ (FieldValue::I64(_)
+        | FieldValue::U64(_)
+        | FieldValue::I128(_)
+        | FieldValue::U128(_)) => int(v),
+        other => Value::String(other.to_string().into()),
+    }
+}
+
+/// `otel.kind`'s value as a span kind (tracing-opentelemetry's spelling).
+fn kind(s: &str) -> SpanKind {
+    match s {
+        s if s.eq_ignore_ascii_case("server") => SpanKind::Server,
+        s if s.eq_ignore_ascii_case("client") => SpanKind::Client,
+        s if s.eq_ignore_ascii_case("producer") => SpanKind::Producer,
+        s if s.eq_ignore_ascii_case("consumer") => SpanKind::Consumer,
+        _ => SpanKind::Internal,
+    }
+}
+
+impl SpanRecord {
+    /// The SDK's span data of this record (on the export thread).
+    pub(crate) fn into_data(self, scope: &InstrumentationScope) -> SpanData {
+        let meta = self.meta;
+        let extra = self.extra.map(|e| *e).unwrap_or_default();
+        let mut name = Cow::Borrowed(meta.name());
+        let mut kind_ = SpanKind::Internal;
+        let mut status = extra.status;
+        let mut code = None;
+        let mut description = None;
+        let mut attributes = Vec::with_capacity(self.fields.len() + extra.attributes.len() + 3);
+        if let Some(file) = meta.file() {
+            attributes.push(KeyValue::new("code.file.path", file));
+        }
+        if let Some(module) = meta.module_path() {
+            attributes.push(KeyValue::new("code.module.name", module));
+        }
+        if let Some(line) = meta.line() {
+            attributes.push(KeyValue::new("code.line.number", i64::from(line)));
+        }
+        for field in self.fields {
+            let field_name = field.name();
+            let v = field.into_value();
+            match field_name {
+                "otel.name" => name = Cow::Owned(v.to_string()),
+                "otel.kind" => kind_ = kind(&v.to_string()),
+                "otel.status_code" => code = Some(v.to_string()),
+                "otel.status_description" | "otel.status_message" => {
+                    description = Some(v.to_string());
+                }
+                _ => attributes.push(KeyValue::new(field_name, value(v))),
+            }
+        }
+        attributes.extend(extra.attributes);
+        match code.as_deref() {
+            Some(c) if c.eq_ignore_ascii_case("ok") => status = Status::Ok,
+            Some(c) if c.eq_ignore_ascii_case("error") => {
+                status = Status::error(description.unwrap_or_default());
+            }
+            _ => {}
+        }
+        SpanData {
+            span_context: self.context,
+            parent_span_id: self.parent.map_or(SpanId::INVALID, |p| p.0),
+            parent_span_is_remote: self.parent.is_some_and(|p| p.1),
+            span_kind: kind_,
+            name,
+            start_time: self.start,
+            end_time: self.end,
+            attributes,
+            dropped_attributes_count: 0,
+            events: {
+                let mut events = SpanEvents::default();
+                events.events = extra.events;
+                events.dropped_count = extra.dropped_events;
+                events
+            },
+            links: {
+                let mut links = SpanLinks::default();
+                links.links = extra.links;
+                links.dropped_count = extra.dropped_links;
+                links
+            },
+            status,
+            instrumentation_scope: scope.clone(),
+        }
+    }
+}
