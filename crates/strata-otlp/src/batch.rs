@@ -13,7 +13,7 @@ use opentelemetry_sdk::logs::{LogBatch, LogExporter, SdkLogRecord};
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 use strata_core::Redaction;
 
-use crate::recorder::SpanRecord;
+use crate::recorder::Finished;
 
 /// Items handed to the exporter at most per call.
 const MAX_BATCH: usize = 512;
@@ -187,6 +187,17 @@ impl<T: Send + 'static> Batch<T> {
         Arc::new(move |deadline| batch.wait_done(deadline))
     }
 
+    /// Exports what is queued, waiting at most 10 s.
+    pub(crate) fn flush(&self) -> OTelSdkResult {
+        let timeout = Duration::from_secs(10);
+        if self.wait_done(Instant::now() + timeout) {
+            Ok(())
+        } else {
+            Err(OTelSdkError::Timeout(timeout))
+        }
+    }
+
+    /// Exports what is queued and stops the export thread, waiting at most `timeout`.
     pub(crate) fn shutdown(&self, timeout: Duration) -> OTelSdkResult {
         let flushed = self.wait_done(Instant::now() + timeout);
         self.shared.lock().shutdown = true;
@@ -353,10 +364,10 @@ pub(crate) fn spans<E: SpanExporter + 'static>(
     exporter: E,
     settings: Settings,
     executor: Executor,
-) -> std::io::Result<Batch<SpanRecord>> {
+) -> std::io::Result<Batch<Finished>> {
     let mut redaction = settings.redaction.clone().map(crate::redact::Rules::new);
     let scope = InstrumentationScope::builder("strata").build();
-    Batch::spawn(settings, "spans", move |records: Vec<SpanRecord>| {
+    Batch::spawn(settings, "spans", move |records: Vec<Finished>| {
         // Spans of the network stack and telemetry crates (made where suppression does not
         // reach, such as an HTTP client's own threads) are not exported: each export would
         // make more. Their children are theirs too, so nothing is left orphaned.

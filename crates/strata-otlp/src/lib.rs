@@ -51,6 +51,7 @@
 
 mod batch;
 mod bridge;
+mod compat;
 mod config;
 mod file;
 #[cfg(feature = "request-id")]
@@ -98,10 +99,11 @@ use std::time::{Duration, Instant};
 use config::{Signal, env};
 use http::HeaderMap;
 use opentelemetry::KeyValue;
+use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::{WithExportConfig, WithHttpConfig, WithTonicConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::PeriodicReader;
-use opentelemetry_sdk::trace::SpanExporter;
+use opentelemetry_sdk::trace::{SdkTracerProvider, SpanExporter};
 use tracing_core::Subscriber;
 use tracing_subscriber::layer::Layer;
 use tracing_subscriber::registry::LookupSpan;
@@ -192,6 +194,7 @@ pub struct Otlp {
     metrics_interval: Option<Duration>,
     redaction: Option<Arc<strata_core::Redaction>>,
     span_events: Option<tracing_core::LevelFilter>,
+    tracing_opentelemetry: bool,
 }
 
 impl Otlp {
@@ -300,6 +303,20 @@ impl Otlp {
     #[must_use]
     pub fn with_span_events(mut self, level: tracing_core::LevelFilter) -> Self {
         self.span_events = Some(level);
+        self
+    }
+
+    /// Records spans through tracing-opentelemetry's layer instead of strata's recorder, for
+    /// code that uses `tracing_opentelemetry::OpenTelemetrySpanExt` or reads the current span
+    /// from `opentelemetry::Context::current()` (which strata's recorder does not set: it
+    /// makes only an incoming request's baggage current; [`SpanExt::context`] gives a span's
+    /// context). Everything else is the same — the export, the IDs in log lines and log
+    /// records, [`SpanExt`], the span events kept — at a cost: on the HTTP overhead benchmark
+    /// about 1 µs more per request on the request's thread (docs/performance.md).
+    /// Default: off.
+    #[must_use]
+    pub fn with_tracing_opentelemetry(mut self, on: bool) -> Self {
+        self.tracing_opentelemetry = on;
         self
     }
 
@@ -488,6 +505,7 @@ impl Otlp {
             resource: self.resource(),
             runtime: None,
             span_events: self.span_events,
+            tracing_opentelemetry: self.tracing_opentelemetry,
         }))
     }
 
@@ -652,6 +670,8 @@ struct Started {
     runtime: Option<tokio::runtime::Runtime>,
     /// The events recorded as span events (when set in code).
     span_events: Option<tracing_core::LevelFilter>,
+    /// Spans through tracing-opentelemetry ([`Otlp::with_tracing_opentelemetry`]).
+    tracing_opentelemetry: bool,
 }
 
 impl Started {
@@ -671,11 +691,21 @@ impl Started {
             Arc::clone(&self.log_records.counters),
         );
         let mut waiters = Vec::new();
+        let mut sdk = None;
         let tracer = match traces {
             Some((mut exporter, executor)) => {
                 exporter.set_resource(&self.resource);
                 let batch = batch::spans(exporter, self.spans, executor)?;
                 waiters.push(batch.waiter());
+                if self.tracing_opentelemetry {
+                    sdk = Some(
+                        SdkTracerProvider::builder()
+                            .with_span_processor(compat::SdkSpans(batch.clone()))
+                            .with_sampler(self.sampler.clone())
+                            .with_resource(self.resource.clone())
+                            .build(),
+                    );
+                }
                 Some(Arc::new(recorder::Tracer {
                     batch,
                     sampler: self.sampler,
@@ -710,6 +740,7 @@ impl Started {
         Ok(OtlpGuard {
             span_events,
             tracer,
+            sdk,
             logger,
             meter,
             no_meter: SdkMeterProvider::builder().build(),
@@ -901,6 +932,8 @@ fn exporter_runtime() -> std::io::Result<tokio::runtime::Runtime> {
 #[must_use = "dropping the guard shuts the exporters down; hold it until the end of main"]
 pub struct OtlpGuard {
     tracer: Option<Arc<recorder::Tracer>>,
+    /// The SDK's tracer provider, when spans go through tracing-opentelemetry.
+    sdk: Option<SdkTracerProvider>,
     logger: Option<batch::Batch<batch::LogItem>>,
     meter: Option<SdkMeterProvider>,
     /// Handed out when metrics are off: exports nothing.
@@ -929,6 +962,7 @@ impl OtlpGuard {
         OtlpGuard {
             span_events: tracing_core::LevelFilter::OFF,
             tracer: None,
+            sdk: None,
             logger: None,
             meter: None,
             no_meter: SdkMeterProvider::builder().build(),
@@ -969,9 +1003,19 @@ impl OtlpGuard {
     where
         S: Subscriber + for<'a> LookupSpan<'a> + Send + Sync,
     {
-        self.tracer
+        let sdk = self.sdk.as_ref().map(|provider| compat::SpanEvents {
+            inner: tracing_opentelemetry::layer().with_tracer(provider.tracer("strata")),
+            max: self.span_events,
+        });
+        let ids = compat::TraceIds {
+            enabled: sdk.is_some(),
+        };
+        let recorder = self
+            .tracer
             .as_ref()
-            .map(|t| recorder::Recorder::<S>::new(Arc::clone(t), self.span_events))
+            .filter(|_| self.sdk.is_none())
+            .map(|t| recorder::Recorder::<S>::new(Arc::clone(t), self.span_events));
+        Layer::<S>::and_then(recorder, Layer::<S>::and_then(sdk, ids))
     }
 
     /// Log records only: events as OpenTelemetry log records with their span's trace context
@@ -1102,9 +1146,12 @@ impl Drop for OtlpGuard {
         let deadline = Instant::now() + Duration::from_secs(5);
         let left = move || deadline.saturating_duration_since(Instant::now());
         let (tracer, logger, meter) = (self.tracer.take(), self.logger.take(), self.meter.take());
+        let sdk = self.sdk.take();
         if tracer.is_some() || logger.is_some() || meter.is_some() {
             run_bounded(left() + Duration::from_millis(100), move || {
-                // Each one shut down, whatever the others did.
+                // Each one shut down, whatever the others did. The SDK's provider first: it
+                // hands over its last spans.
+                drop(sdk);
                 let traces = tracer.is_none_or(|t| t.batch.shutdown(left()).is_ok());
                 let logs = logger.is_none_or(|l| l.shutdown(left()).is_ok());
                 let metrics = meter.is_none_or(|m| m.shutdown_with_timeout(left()).is_ok());

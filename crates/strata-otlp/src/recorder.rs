@@ -74,9 +74,26 @@ pub(crate) struct Extra {
     status: Status,
 }
 
+/// A finished span waiting for export: the recorder's, or the SDK's
+/// ([`crate::Otlp::with_tracing_opentelemetry`]).
+pub(crate) enum Finished {
+    Recorded(SpanRecord),
+    Sdk(Box<SpanData>),
+}
+
+impl Finished {
+    /// The SDK's span data of this span (on the export thread).
+    pub(crate) fn into_data(self, scope: &InstrumentationScope) -> SpanData {
+        match self {
+            Finished::Recorded(r) => r.into_data(scope),
+            Finished::Sdk(data) => *data,
+        }
+    }
+}
+
 /// What the recorder shares with [`crate::OtlpGuard`].
 pub(crate) struct Tracer {
-    pub(crate) batch: Batch<SpanRecord>,
+    pub(crate) batch: Batch<Finished>,
     pub(crate) sampler: Sampler,
 }
 
@@ -417,7 +434,7 @@ where
             extra: extra.map(Box::new),
         };
         drop(ext);
-        self.tracer.batch.push(record);
+        self.tracer.batch.push(Finished::Recorded(record));
     }
 
     unsafe fn downcast_raw(&self, id: std::any::TypeId) -> Option<*const ()> {
@@ -531,7 +548,7 @@ fn kind(s: &str) -> SpanKind {
 
 impl SpanRecord {
     /// The SDK's span data of this record (on the export thread).
-    pub(crate) fn into_data(self, scope: &InstrumentationScope) -> SpanData {
+    fn into_data(self, scope: &InstrumentationScope) -> SpanData {
         let meta = self.meta;
         let extra = self.extra.map(|e| *e).unwrap_or_default();
         let mut name = Cow::Borrowed(meta.name());

@@ -3,13 +3,16 @@
 use opentelemetry::trace::{Link, SpanContext, Status};
 use opentelemetry::{Context, Key, KeyValue, Value};
 
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
 use crate::recorder::{Access, Op};
 
 /// What OpenTelemetry adds to a `tracing::Span` exported by strata-otlp: a remote parent, the
 /// span's context for propagation, links, attributes and a status set from code.
 ///
-/// Each method does nothing (and [`SpanExt::context`] returns an empty context) when the span
-/// is disabled or strata-otlp's layer is not installed.
+/// With [`crate::Otlp::with_tracing_opentelemetry`], each method does what tracing-opentelemetry's
+/// `OpenTelemetrySpanExt` does. Each does nothing (and [`SpanExt::context`] returns an empty
+/// context) when the span is disabled or no OpenTelemetry layer is installed.
 ///
 /// ```
 /// use strata_otlp::SpanExt;
@@ -47,28 +50,52 @@ pub trait SpanExt {
 
 impl SpanExt for tracing::Span {
     fn set_parent(&self, cx: Context) {
+        if !strata(self) {
+            // Fails only for a span already started.
+            let _ = OpenTelemetrySpanExt::set_parent(self, cx);
+            return;
+        }
         run(self, Op::SetParent(cx));
     }
 
     fn context(&self) -> Context {
+        if !strata(self) {
+            return OpenTelemetrySpanExt::context(self);
+        }
         let mut out = None;
         run(self, Op::Context(&mut out));
         out.unwrap_or_default()
     }
 
     fn add_link_with_attributes(&self, cx: SpanContext, attributes: Vec<KeyValue>) {
-        if cx.is_valid() {
+        if !strata(self) {
+            OpenTelemetrySpanExt::add_link_with_attributes(self, cx, attributes);
+        } else if cx.is_valid() {
             run(self, Op::Link(Link::new(cx, attributes, 0)));
         }
     }
 
     fn set_attribute(&self, key: impl Into<Key>, value: impl Into<Value>) {
+        if !strata(self) {
+            OpenTelemetrySpanExt::set_attribute(self, key, value);
+            return;
+        }
         run(self, Op::Attribute(KeyValue::new(key, value)));
     }
 
     fn set_status(&self, status: Status) {
+        if !strata(self) {
+            OpenTelemetrySpanExt::set_status(self, status);
+            return;
+        }
         run(self, Op::Status(status));
     }
+}
+
+/// Whether strata's recorder records `span` (else tracing-opentelemetry's layer may).
+fn strata(span: &tracing::Span) -> bool {
+    span.with_subscriber(|(_, dispatch)| dispatch.downcast_ref::<Access>().is_some())
+        .unwrap_or(false)
 }
 
 fn run(span: &tracing::Span, op: Op<'_>) {
