@@ -133,10 +133,7 @@ impl SpanProcessor for SdkSpans {
 /// `on_enter` has just made the span's OpenTelemetry context current (context activation),
 /// so the IDs are one thread-local read away.
 #[derive(Clone, Copy)]
-pub(crate) struct TraceIds {
-    /// Off when traces are not exported.
-    pub(crate) enabled: bool,
-}
+pub(crate) struct TraceIds;
 
 impl<S> Layer<S> for TraceIds
 where
@@ -145,9 +142,6 @@ where
     // Filled at the span's first entry, not its creation: until then its parent may still be
     // set (an incoming `traceparent`), and starting the OpenTelemetry span earlier would fix it.
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
-        if !self.enabled {
-            return;
-        }
         let Some(span) = ctx.span(id) else { return };
         let mut ext = span.extensions_mut();
         // The store layer (strata's first layer) created the fields at the span's creation.

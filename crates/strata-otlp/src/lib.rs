@@ -1007,9 +1007,7 @@ impl OtlpGuard {
             inner: tracing_opentelemetry::layer().with_tracer(provider.tracer("strata")),
             max: self.span_events,
         });
-        let ids = compat::TraceIds {
-            enabled: sdk.is_some(),
-        };
+        let ids = sdk.is_some().then_some(compat::TraceIds);
         let recorder = self
             .tracer
             .as_ref()

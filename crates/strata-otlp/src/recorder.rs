@@ -49,7 +49,8 @@ const MAX_EVENTS: usize = 128;
 /// SDK's `SpanData` of it on the export thread.
 pub(crate) struct SpanRecord {
     meta: &'static Metadata<'static>,
-    context: SpanContext,
+    /// The span's IDs (its trace state is in `extra`).
+    trace: TraceContext,
     /// The parent's span ID, and whether it is remote.
     parent: Option<(SpanId, bool)>,
     start: SystemTime,
@@ -271,6 +272,16 @@ where
     }
 }
 
+/// The span's trace context in its store, once it has one.
+fn trace_of<S>(span: &SpanRef<'_, S>) -> Option<TraceContext>
+where
+    S: for<'a> LookupSpan<'a>,
+{
+    span.extensions()
+        .get::<SpanFields>()
+        .and_then(|f| f.trace_context().copied())
+}
+
 /// A span context from strata's trace context.
 fn span_context(trace: &TraceContext, state: TraceState, remote: bool) -> SpanContext {
     let flags = if trace.sampled {
@@ -325,7 +336,11 @@ where
     // (the request-ID middleware does so from an incoming `traceparent`).
     fn on_enter(&self, id: &Id, ctx: LayerContext<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
-        if self.started_opt(&span).is_none() {
+        let started = span
+            .extensions()
+            .get::<SpanFields>()
+            .is_none_or(|f| f.trace_context().is_some());
+        if !started {
             self.start(&span);
         }
         if BAGGAGE.load(Ordering::Relaxed) {
@@ -398,17 +413,25 @@ where
 
     fn on_close(&self, id: Id, ctx: LayerContext<'_, S>) {
         let Some(span) = ctx.span(&id) else { return };
-        let Some(context) = self.start(&span) else {
-            return;
+        let trace = match trace_of(&span) {
+            Some(trace) => trace,
+            // Never entered: started now.
+            None => match self.start(&span) {
+                Some(_) => match trace_of(&span) {
+                    Some(trace) => trace,
+                    None => return,
+                },
+                None => return,
+            },
         };
-        if !context.is_sampled() {
+        if !trace.sampled {
             return;
         }
         let end = SystemTime::now();
         let local_parent = span
             .parent()
-            .and_then(|p| self.started_opt(&p).flatten())
-            .map(|sc| (sc.span_id(), false));
+            .and_then(|p| trace_of(&p))
+            .map(|t| (SpanId::from_bytes(t.span_id), false));
         let mut ext = span.extensions_mut();
         let extra = ext.remove::<Extra>();
         let parent = match extra.as_ref().and_then(|e| e.remote.as_ref()) {
@@ -426,7 +449,7 @@ where
             .unwrap_or(end);
         let record = SpanRecord {
             meta: span.metadata(),
-            context,
+            trace,
             parent,
             start,
             end,
@@ -588,7 +611,7 @@ impl SpanRecord {
             _ => {}
         }
         SpanData {
-            span_context: self.context,
+            span_context: span_context(&self.trace, extra.trace_state, false),
             parent_span_id: self.parent.map_or(SpanId::INVALID, |p| p.0),
             parent_span_is_remote: self.parent.is_some_and(|p| p.1),
             span_kind: kind_,

@@ -91,9 +91,16 @@ impl Rules {
     }
 }
 
-/// Masks attributes in place.
+/// Masks attributes in place. The callsite's location (`code.*`: the source file, module and
+/// line, constants of the program) is not scanned.
 fn attributes(r: &mut Rules, attrs: &mut [KeyValue]) {
     for kv in attrs {
+        if matches!(
+            kv.key.as_str(),
+            "code.file.path" | "code.module.name" | "code.line.number"
+        ) {
+            continue;
+        }
         if r.is_sensitive(kv.key.as_str()) {
             kv.value = Value::String(MASK.into());
             continue;
