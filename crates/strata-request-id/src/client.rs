@@ -30,7 +30,9 @@ pub trait Injector: Send + Sync + 'static {
     fn inject(&self, headers: &mut HeaderMap);
 }
 
-static INJECTORS: RwLock<Vec<Arc<dyn Injector>>> = RwLock::new(Vec::new());
+/// The registered injectors; a call takes the list with one reference count (no copy), and
+/// runs them without holding the lock.
+static INJECTORS: RwLock<Option<Arc<[Arc<dyn Injector>]>>> = RwLock::new(None);
 
 /// Continues what the caller started from an incoming request's headers — strata-otlp's W3C
 /// `traceparent` extractor sets the request span's parent. Run by the server middleware right
@@ -40,15 +42,13 @@ pub trait Extractor: Send + Sync + 'static {
     fn extract(&self, headers: &HeaderMap, span: &tracing::Span);
 }
 
-static EXTRACTORS: RwLock<Vec<Arc<dyn Extractor>>> = RwLock::new(Vec::new());
+/// The registered extractors, kept like [`INJECTORS`].
+static EXTRACTORS: RwLock<Option<Arc<[Arc<dyn Extractor>]>>> = RwLock::new(None);
 static HAS_EXTRACTORS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Registers an [`Extractor`] run by the server middleware for every request.
 pub fn add_extractor(extractor: impl Extractor) {
-    EXTRACTORS
-        .write()
-        .unwrap_or_else(|e| e.into_inner())
-        .push(Arc::new(extractor));
+    add(&EXTRACTORS, Arc::new(extractor));
     HAS_EXTRACTORS.store(true, std::sync::atomic::Ordering::Release);
 }
 
@@ -57,18 +57,14 @@ pub(crate) fn extract(headers: &HeaderMap, span: &tracing::Span) {
     if !HAS_EXTRACTORS.load(std::sync::atomic::Ordering::Acquire) {
         return;
     }
-    let extractors = EXTRACTORS.read().unwrap_or_else(|e| e.into_inner()).clone();
-    for e in &extractors {
+    for e in registered(&EXTRACTORS).iter() {
         e.extract(headers, span);
     }
 }
 
 /// Registers an [`Injector`] run by every [`inject`] call, after the request ID.
 pub fn add_injector(injector: impl Injector) {
-    INJECTORS
-        .write()
-        .unwrap_or_else(|e| e.into_inner())
-        .push(Arc::new(injector));
+    add(&INJECTORS, Arc::new(injector));
 }
 
 /// Adds the current request's ID as `x-request-id` (unless the header is already set) and runs
@@ -97,9 +93,8 @@ pub fn inject_as(headers: &mut HeaderMap, name: &HeaderName) -> bool {
         headers.insert(name.clone(), value);
         added = true;
     }
-    // Clone the list so an injector may register another without deadlocking.
-    let injectors = INJECTORS.read().unwrap_or_else(|e| e.into_inner()).clone();
-    for i in &injectors {
+    // The list is taken, not locked, so an injector may register another without deadlocking.
+    for i in registered(&INJECTORS).iter() {
         i.inject(headers);
     }
     added
@@ -404,4 +399,20 @@ where
         }
         Poll::Ready(out)
     }
+}
+
+/// Appends `item` to a registry (a new list: callers holding the old one keep it).
+fn add<T: ?Sized>(list: &RwLock<Option<Arc<[Arc<T>]>>>, item: Arc<T>) {
+    let mut list = list.write().unwrap_or_else(|e| e.into_inner());
+    let mut items: Vec<Arc<T>> = list.as_deref().map(<[_]>::to_vec).unwrap_or_default();
+    items.push(item);
+    *list = Some(items.into());
+}
+
+/// A registry's current list.
+fn registered<T: ?Sized>(list: &RwLock<Option<Arc<[Arc<T>]>>>) -> Arc<[Arc<T>]> {
+    list.read()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone()
+        .unwrap_or_else(|| Arc::new([]))
 }

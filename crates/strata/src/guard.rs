@@ -202,6 +202,15 @@ impl Parts {
     /// for again, and said so on standard error.
     fn shutdown(self) {
         let deadline = Instant::now() + self.timeout;
+        #[cfg_attr(
+            not(any(
+                feature = "router",
+                feature = "capture",
+                feature = "otlp",
+                feature = "metrics"
+            )),
+            expect(unused_variables, reason = "read by each optional output")
+        )]
         let late = self.flush(deadline);
         let Parts {
             #[cfg(feature = "router")]
