@@ -184,14 +184,10 @@ where
         let span_id = ids.new_span_id();
         let mut ext = span.extensions_mut();
         let fields = ext.get_mut::<SpanFields>()?;
-        if let Some(trace) = fields.trace_context() {
+        if fields.trace_context().is_some() {
             // Started meanwhile on another thread.
-            let trace = *trace;
-            let state = ext
-                .get_mut::<Extra>()
-                .map(|e| e.trace_state.clone())
-                .unwrap_or_default();
-            return Some(span_context(&trace, state, false));
+            drop(ext);
+            return self.started_opt(span).flatten();
         }
         let trace = TraceContext::new(trace_id.to_bytes(), span_id.to_bytes(), sampled);
         fields.set_trace_context(trace);

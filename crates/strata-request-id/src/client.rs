@@ -32,7 +32,7 @@ pub trait Injector: Send + Sync + 'static {
 
 /// The registered injectors; a call takes the list with one reference count (no copy), and
 /// runs them without holding the lock.
-static INJECTORS: RwLock<Option<Arc<[Arc<dyn Injector>]>>> = RwLock::new(None);
+static INJECTORS: List<dyn Injector> = RwLock::new(None);
 
 /// Continues what the caller started from an incoming request's headers — strata-otlp's W3C
 /// `traceparent` extractor sets the request span's parent. Run by the server middleware right
@@ -43,7 +43,7 @@ pub trait Extractor: Send + Sync + 'static {
 }
 
 /// The registered extractors, kept like [`INJECTORS`].
-static EXTRACTORS: RwLock<Option<Arc<[Arc<dyn Extractor>]>>> = RwLock::new(None);
+static EXTRACTORS: List<dyn Extractor> = RwLock::new(None);
 static HAS_EXTRACTORS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Registers an [`Extractor`] run by the server middleware for every request.
@@ -401,8 +401,11 @@ where
     }
 }
 
+/// A registry of extractors or injectors: the current list, replaced whole on each addition.
+type List<T> = RwLock<Option<Arc<[Arc<T>]>>>;
+
 /// Appends `item` to a registry (a new list: callers holding the old one keep it).
-fn add<T: ?Sized>(list: &RwLock<Option<Arc<[Arc<T>]>>>, item: Arc<T>) {
+fn add<T: ?Sized>(list: &List<T>, item: Arc<T>) {
     let mut list = list.write().unwrap_or_else(|e| e.into_inner());
     let mut items: Vec<Arc<T>> = list.as_deref().map(<[_]>::to_vec).unwrap_or_default();
     items.push(item);
@@ -410,7 +413,7 @@ fn add<T: ?Sized>(list: &RwLock<Option<Arc<[Arc<T>]>>>, item: Arc<T>) {
 }
 
 /// A registry's current list.
-fn registered<T: ?Sized>(list: &RwLock<Option<Arc<[Arc<T>]>>>) -> Arc<[Arc<T>]> {
+fn registered<T: ?Sized>(list: &List<T>) -> Arc<[Arc<T>]> {
     list.read()
         .unwrap_or_else(|e| e.into_inner())
         .clone()

@@ -1055,11 +1055,17 @@ impl Builder {
             None
         };
 
-        // Log records and JSON lines follow the log filter: one per-layer filter for both (each
-        // per-layer filter costs every span callback its own bookkeeping).
+        // Log records and JSON lines follow the log filter: one filter for both, checked per
+        // event when it is static (`Logged`), else one per-layer filter (each per-layer filter
+        // costs every span callback its own bookkeeping).
         let logged = (otlp_logs.is_some() || json_layer.is_some()).then(|| {
-            tracing_subscriber::Layer::and_then(otlp_logs, json_layer)
-                .with_filter(log_filter(&cfg.log.level))
+            let layers = tracing_subscriber::Layer::and_then(otlp_logs, json_layer);
+            let boxed: Box<dyn tracing_subscriber::Layer<_> + Send + Sync> =
+                match crate::logged::Logged::new(layers, &cfg.log.level) {
+                    Ok(logged) => Box::new(logged),
+                    Err(layers) => Box::new(layers.with_filter(log_filter(&cfg.log.level))),
+                };
+            boxed
         });
 
         // OTLP first: spans get their trace IDs before any other layer reads them.

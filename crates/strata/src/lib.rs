@@ -89,6 +89,7 @@
 mod builder;
 pub mod config;
 mod guard;
+mod logged;
 mod profile;
 
 pub use builder::Builder;

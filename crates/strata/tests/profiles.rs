@@ -61,20 +61,23 @@ struct Run {
 }
 
 fn run(profile: &str) -> Run {
+    run_with(profile, &[])
+}
+
+/// [`run`] with more environment variables.
+fn run_with(profile: &str, env: &[(&str, &str)]) -> Run {
     let dir = tempfile::tempdir().unwrap();
     let p = |name: &str| dir.path().join(name).display().to_string();
-    let child = run_child(
-        "child_app",
-        dir.path(),
-        &[
-            ("STRATA_ENV", profile.to_owned()),
-            ("CHILD_OUT", p("out.log")),
-            ("CHILD_METRICS", p("metrics.txt")),
-            ("CHILD_CONFIG", p("config.toml")),
-            ("STRATA_TELEMETRY_FILE", p("telemetry.jsonl")),
-            ("STRATA_ERRORS_DB", p("errors.db")),
-        ],
-    );
+    let mut vars = vec![
+        ("STRATA_ENV", profile.to_owned()),
+        ("CHILD_OUT", p("out.log")),
+        ("CHILD_METRICS", p("metrics.txt")),
+        ("CHILD_CONFIG", p("config.toml")),
+        ("STRATA_TELEMETRY_FILE", p("telemetry.jsonl")),
+        ("STRATA_ERRORS_DB", p("errors.db")),
+    ];
+    vars.extend(env.iter().map(|(k, v)| (*k, (*v).to_owned())));
+    let child = run_child("child_app", dir.path(), &vars);
     assert!(
         child.status.success(),
         "{}",
@@ -223,5 +226,49 @@ fn production_logs_warn_and_up_but_traces_metrics_and_capture_see_the_request() 
                 .iter()
                 .all(|(level, _)| level == "WARN" || level == "ERROR"),
         "{records:?}"
+    );
+}
+
+/// The log filter decides log lines and log records alike, whether it names only levels and
+/// targets (checked per event) or spans (a per-layer filter that tracks them); traces, metrics
+/// and capture see everything either way.
+#[test]
+fn the_log_filter_applies_to_lines_and_records_with_or_without_span_directives() {
+    let r = run_with("staging", &[("RUST_LOG", "error")]);
+    let levels: Vec<String> = json_lines(&r.out)
+        .iter()
+        .map(|l| l["level"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(levels, ["ERROR"], "{}", r.out);
+    let records: Vec<String> = log_records(&r.telemetry)
+        .into_iter()
+        .map(|(_, body)| body)
+        .collect();
+    assert_eq!(records, ["payment failed"], "{}", r.telemetry);
+    assert!(r.telemetry.contains("req-42"), "the span is still traced");
+
+    // A span directive: DEBUG inside `request`, WARN elsewhere.
+    let r = run_with("staging", &[("RUST_LOG", "warn,[request]=debug")]);
+    let messages: Vec<String> = json_lines(&r.out)
+        .iter()
+        .map(|l| l["message"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        messages,
+        [
+            "debug detail",
+            "cart shown",
+            "slow login for Authorization: [REDACTED]",
+            "payment failed"
+        ],
+        "{}",
+        r.out
+    );
+    assert!(
+        log_records(&r.telemetry)
+            .iter()
+            .any(|(_, body)| body == "debug detail"),
+        "{}",
+        r.telemetry
     );
 }
