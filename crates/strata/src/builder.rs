@@ -928,7 +928,7 @@ impl Builder {
                     .build_with(&base, "router.")
                     .map_err(InitError::Router)?;
                 parts.router = Some(guard);
-                Some(layer.with_filter(log_filter(&cfg.log.level)))
+                Some(under_log_filter(layer, &cfg.log.level))
             }
             None => None,
         };
@@ -1033,7 +1033,7 @@ impl Builder {
                 .with_color(cfg.log.color)
                 .with_backtraces(cfg.log.backtraces)
                 .with_redaction(redaction.clone());
-            (Some(layer.with_filter(log_filter(&cfg.log.level))), None)
+            (Some(under_log_filter(layer, &cfg.log.level)), None)
         } else {
             (None, Some(writer))
         };
@@ -1059,13 +1059,10 @@ impl Builder {
         // event when it is static (`Logged`), else one per-layer filter (each per-layer filter
         // costs every span callback its own bookkeeping).
         let logged = (otlp_logs.is_some() || json_layer.is_some()).then(|| {
-            let layers = tracing_subscriber::Layer::and_then(otlp_logs, json_layer);
-            let boxed: Box<dyn tracing_subscriber::Layer<_> + Send + Sync> =
-                match crate::logged::Logged::new(layers, &cfg.log.level) {
-                    Ok(logged) => Box::new(logged),
-                    Err(layers) => Box::new(layers.with_filter(log_filter(&cfg.log.level))),
-                };
-            boxed
+            under_log_filter(
+                tracing_subscriber::Layer::and_then(otlp_logs, json_layer),
+                &cfg.log.level,
+            )
         });
 
         // OTLP first: spans get their trace IDs before any other layer reads them.
@@ -1206,6 +1203,22 @@ impl Builder {
             otlp = otlp.with_service_version(v.clone());
         }
         Ok(otlp.start()?)
+    }
+}
+
+/// `layer` under the log filter `level`: checked per event when the filter is static
+/// ([`crate::logged::Logged`]), else as a per-layer filter.
+fn under_log_filter<S, L>(
+    layer: L,
+    level: &str,
+) -> Box<dyn tracing_subscriber::Layer<S> + Send + Sync>
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+    L: tracing_subscriber::Layer<S> + Send + Sync + 'static,
+{
+    match crate::logged::Logged::new(layer, level) {
+        Ok(logged) => Box::new(logged),
+        Err(layer) => Box::new(layer.with_filter(log_filter(level))),
     }
 }
 
