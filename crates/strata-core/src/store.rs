@@ -286,12 +286,6 @@ impl StoredField {
     pub fn value(&self) -> &FieldValue {
         &self.value
     }
-
-    /// The field's typed value, taken.
-    #[inline]
-    pub fn into_value(self) -> FieldValue {
-        self.value
-    }
 }
 
 /// A renderer's rendering of one span's own fields: one byte fragment per field, each under

@@ -55,8 +55,94 @@ pub(crate) struct SpanRecord {
     parent: Option<(SpanId, bool)>,
     start: SystemTime,
     end: SystemTime,
-    fields: Vec<StoredField>,
+    fields: Copied,
     extra: Option<Box<Extra>>,
+}
+
+/// A span's fields as the recorder copies them at close: every text in one buffer, so the copy
+/// is two allocations however many string fields the span has (each is freed on the export
+/// thread; many small ones freed there cost the application's allocator more).
+#[derive(Default)]
+struct Copied {
+    text: String,
+    items: Vec<(&'static str, Scalar)>,
+}
+
+/// One copied value; text as its range in [`Copied::text`].
+#[derive(Clone, Copy)]
+enum Scalar {
+    Bool(bool),
+    Int(i64),
+    F64(f64),
+    Text(usize, usize),
+}
+
+impl Copied {
+    fn of(fields: &[StoredField]) -> Copied {
+        let len = fields
+            .iter()
+            .map(|f| f.value().as_str().map_or(0, str::len))
+            .sum();
+        let mut c = Copied {
+            text: String::with_capacity(len),
+            items: Vec::with_capacity(fields.len()),
+        };
+        for f in fields {
+            let v = match f.value() {
+                FieldValue::Bool(b) => Scalar::Bool(*b),
+                FieldValue::I64(n) => Scalar::Int(*n),
+                FieldValue::U64(n) => c.int(*n),
+                FieldValue::I128(n) => c.int(*n),
+                FieldValue::U128(n) => c.int(*n),
+                FieldValue::F64(x) => Scalar::F64(*x),
+                FieldValue::Str(s) => c.push(s),
+                // An error: its message.
+                other => {
+                    let text = other.to_string();
+                    c.push(&text)
+                }
+            };
+            c.items.push((f.name(), v));
+        }
+        c
+    }
+
+    /// An `i64` when it fits, its decimal text otherwise.
+    fn int<T: TryInto<i64> + std::fmt::Display + Copy>(&mut self, n: T) -> Scalar {
+        match n.try_into() {
+            Ok(i) => Scalar::Int(i),
+            Err(_) => {
+                let text = n.to_string();
+                self.push(&text)
+            }
+        }
+    }
+
+    fn push(&mut self, s: &str) -> Scalar {
+        let start = self.text.len();
+        self.text.push_str(s);
+        Scalar::Text(start, self.text.len())
+    }
+
+    /// The value as text (for the `otel.*` fields).
+    fn show(&self, v: Scalar) -> String {
+        match v {
+            Scalar::Bool(b) => b.to_string(),
+            Scalar::Int(n) => n.to_string(),
+            Scalar::F64(x) => x.to_string(),
+            Scalar::Text(a, b) => self.text[a..b].to_owned(),
+        }
+    }
+
+    /// The value as an OpenTelemetry value.
+    fn value(&self, v: Scalar) -> Value {
+        match v {
+            Scalar::Bool(b) => Value::Bool(b),
+            Scalar::Int(n) => Value::I64(n),
+            Scalar::F64(x) => Value::F64(x),
+            Scalar::Text(a, b) => Value::String(self.text[a..b].to_owned().into()),
+        }
+    }
 }
 
 /// What a span carries beyond its store's fields, for the few spans that need it.
@@ -449,7 +535,7 @@ where
             parent,
             start,
             end,
-            fields: fields.fields().to_vec(),
+            fields: Copied::of(fields.fields()),
             extra: extra.map(Box::new),
         };
         drop(ext);
@@ -503,7 +589,7 @@ impl Visit for EventFields {
 
     fn record_u64(&mut self, field: &Field, value: u64) {
         self.attributes
-            .push(KeyValue::new(field.name(), int(FieldValue::U64(value))));
+            .push(KeyValue::new(field.name(), int(value)));
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
@@ -529,29 +615,9 @@ impl Visit for EventFields {
 }
 
 /// An integer as an OpenTelemetry value: an `i64` when it fits, its decimal text otherwise.
-fn int(value: FieldValue) -> Value {
-    let fits = match &value {
-        FieldValue::U64(v) => i64::try_from(*v).ok(),
-        FieldValue::I128(v) => i64::try_from(*v).ok(),
-        FieldValue::U128(v) => i64::try_from(*v).ok(),
-        FieldValue::I64(v) => Some(*v),
-        _ => None,
-    };
-    fits.map_or_else(|| Value::String(value.to_string().into()), Value::I64)
-}
-
-/// A span field's value as an OpenTelemetry value.
-fn value(field: FieldValue) -> Value {
-    match field {
-        FieldValue::Bool(b) => Value::Bool(b),
-        FieldValue::F64(f) => Value::F64(f),
-        FieldValue::Str(s) => Value::String(StringValue::from(String::from(s))),
-        v @ (FieldValue::I64(_)
-        | FieldValue::U64(_)
-        | FieldValue::I128(_)
-        | FieldValue::U128(_)) => int(v),
-        other => Value::String(other.to_string().into()),
-    }
+fn int<T: TryInto<i64> + std::fmt::Display + Copy>(n: T) -> Value {
+    n.try_into()
+        .map_or_else(|_| Value::String(n.to_string().into()), Value::I64)
 }
 
 /// `otel.kind`'s value as a span kind (tracing-opentelemetry's spelling).
@@ -575,7 +641,8 @@ impl SpanRecord {
         let mut status = extra.status;
         let mut code = None;
         let mut description = None;
-        let mut attributes = Vec::with_capacity(self.fields.len() + extra.attributes.len() + 3);
+        let fields = self.fields;
+        let mut attributes = Vec::with_capacity(fields.items.len() + extra.attributes.len() + 3);
         if let Some(file) = meta.file() {
             attributes.push(KeyValue::new("code.file.path", file));
         }
@@ -585,17 +652,15 @@ impl SpanRecord {
         if let Some(line) = meta.line() {
             attributes.push(KeyValue::new("code.line.number", i64::from(line)));
         }
-        for field in self.fields {
-            let field_name = field.name();
-            let v = field.into_value();
+        for &(field_name, v) in &fields.items {
             match field_name {
-                "otel.name" => name = Cow::Owned(v.to_string()),
-                "otel.kind" => kind_ = kind(&v.to_string()),
-                "otel.status_code" => code = Some(v.to_string()),
+                "otel.name" => name = Cow::Owned(fields.show(v)),
+                "otel.kind" => kind_ = kind(&fields.show(v)),
+                "otel.status_code" => code = Some(fields.show(v)),
                 "otel.status_description" | "otel.status_message" => {
-                    description = Some(v.to_string());
+                    description = Some(fields.show(v));
                 }
-                _ => attributes.push(KeyValue::new(field_name, value(v))),
+                _ => attributes.push(KeyValue::new(field_name, fields.value(v))),
             }
         }
         attributes.extend(extra.attributes);

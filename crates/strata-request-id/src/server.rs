@@ -209,17 +209,17 @@ where
         // The JSON encoder escapes; here only the length is bounded.
         let full_path = req.uri().path();
         let clipped = strata_core::encode::clip(full_path, MAX_PATH);
-        let path = if clipped.len() < full_path.len() {
-            format!("{clipped}…")
+        let path: std::borrow::Cow<'_, str> = if clipped.len() < full_path.len() {
+            format!("{clipped}…").into()
         } else {
-            clipped.to_owned()
+            clipped.into()
         };
         let span = tracing::info_span!(
             "request",
             request_id = id.as_str(),
             method = method_name(req.method()),
             route = route(&req),
-            path = path.as_str(),
+            path = &*path,
             user_id = Empty,
             status_code = Empty,
             duration_ms = Empty,
