@@ -108,11 +108,12 @@ pub(crate) struct Settings {
 
 impl<T: Send + 'static> Batch<T> {
     /// Starts the export thread; `export` sends one batch of at most [`MAX_BATCH`] items and
-    /// says how many it sent (it may leave some out).
+    /// says how many it sent (it may leave some out). It may take the items out of the vector;
+    /// what it leaves is dropped, and the vector is used again.
     fn spawn(
         settings: Settings,
         what: &'static str,
-        mut export: impl FnMut(Vec<T>) -> (u64, OTelSdkResult) + Send + 'static,
+        mut export: impl FnMut(&mut Vec<T>) -> (u64, OTelSdkResult) + Send + 'static,
     ) -> std::io::Result<Batch<T>> {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
@@ -304,7 +305,7 @@ impl Reporter {
     }
 }
 
-fn run<T>(shared: &Shared<T>, export: &mut impl FnMut(Vec<T>) -> (u64, OTelSdkResult)) {
+fn run<T>(shared: &Shared<T>, export: &mut impl FnMut(&mut Vec<T>) -> (u64, OTelSdkResult)) {
     // What exporting makes (an HTTP client's spans and logs) is not exported in turn.
     let _quiet = Context::enter_telemetry_suppressed_scope();
     let mut batch: Vec<T> = Vec::with_capacity(MAX_BATCH);
@@ -332,12 +333,16 @@ fn run<T>(shared: &Shared<T>, export: &mut impl FnMut(Vec<T>) -> (u64, OTelSdkRe
         st.flush = false;
         std::mem::swap(&mut st.buf, &mut batch);
         drop(st);
-        let n = batch.len() as u64;
-        while !batch.is_empty() {
-            // Hand over whole vectors (no copies), at most MAX_BATCH items each.
-            let rest = batch.split_off(batch.len().min(MAX_BATCH));
-            let chunk = std::mem::replace(&mut batch, rest);
-            let (len, result) = export(chunk);
+        let mut pending = std::mem::take(&mut batch);
+        let n = pending.len() as u64;
+        while !pending.is_empty() {
+            // At most MAX_BATCH items per export.
+            let rest = if pending.len() > MAX_BATCH {
+                pending.split_off(MAX_BATCH)
+            } else {
+                Vec::new()
+            };
+            let (len, result) = export(&mut pending);
             match result {
                 Ok(()) => _ = shared.counters.exported.fetch_add(len, Ordering::Relaxed),
                 Err(e) => {
@@ -345,10 +350,17 @@ fn run<T>(shared: &Shared<T>, export: &mut impl FnMut(Vec<T>) -> (u64, OTelSdkRe
                     reporter.error = Some(e.to_string());
                 }
             }
+            pending.clear();
+            // The emptied vector with the most room goes back to the callers at the next swap:
+            // its memory is mapped and warm (a new one per batch cost the threads filling it
+            // a page fault every few items), and pushing never regrows it.
+            if pending.capacity() > batch.capacity() {
+                batch = std::mem::replace(&mut pending, rest);
+            } else {
+                pending = rest;
+            }
         }
-        // The vector went to the exporter: callers get one with room for a whole batch, so
-        // pushing never regrows (and copies) their items.
-        batch = Vec::with_capacity(MAX_BATCH);
+        batch.reserve(MAX_BATCH);
         let mut st = shared.lock();
         st.done += n;
         drop(st);
@@ -367,12 +379,12 @@ pub(crate) fn spans<E: SpanExporter + 'static>(
 ) -> std::io::Result<Batch<Finished>> {
     let mut redaction = settings.redaction.clone().map(crate::redact::Rules::new);
     let scope = InstrumentationScope::builder("strata").build();
-    Batch::spawn(settings, "spans", move |records: Vec<Finished>| {
+    Batch::spawn(settings, "spans", move |records: &mut Vec<Finished>| {
         // Spans of the network stack and telemetry crates (made where suppression does not
         // reach, such as an HTTP client's own threads) are not exported: each export would
         // make more. Their children are theirs too, so nothing is left orphaned.
         let mut batch: Vec<SpanData> = Vec::with_capacity(records.len());
-        for record in records {
+        for record in records.drain(..) {
             let mut s = record.into_data(&scope);
             let class = crate::semconv::classify(&s);
             if class != crate::semconv::Class::Telemetry {
@@ -390,8 +402,8 @@ pub(crate) fn spans<E: SpanExporter + 'static>(
     })
 }
 
-/// A log record as queued: the record and its logger's scope.
-pub(crate) type LogItem = (SdkLogRecord, InstrumentationScope);
+/// A log record as queued.
+pub(crate) type LogItem = SdkLogRecord;
 
 /// Log records, masked on the export thread before export when there are redaction rules.
 pub(crate) fn logs<E: LogExporter + 'static>(
@@ -403,16 +415,19 @@ pub(crate) fn logs<E: LogExporter + 'static>(
         .redaction
         .clone()
         .map(crate::redact::LogRedactor::new);
-    Batch::spawn(settings, "log records", move |mut batch: Vec<LogItem>| {
+    // The log bridge's scope, as opentelemetry-appender-tracing's: an empty name (the encoder
+    // groups records by target).
+    let scope = InstrumentationScope::builder("").build();
+    Batch::spawn(settings, "log records", move |batch: &mut Vec<LogItem>| {
         if let Some(r) = &mut redactor {
-            for (record, _) in &mut batch {
+            for record in batch.iter_mut() {
                 if let Some(masked) = r.redact(record) {
                     *record = masked;
                 }
             }
         }
         let refs: Vec<(&SdkLogRecord, &InstrumentationScope)> =
-            batch.iter().map(|(r, s)| (r, s)).collect();
+            batch.iter().map(|r| (r, &scope)).collect();
         (
             refs.len() as u64,
             executor.run(exporter.export(LogBatch::new(&refs))),

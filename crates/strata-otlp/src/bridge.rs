@@ -8,7 +8,7 @@ use std::time::SystemTime;
 
 use opentelemetry::logs::{AnyValue, LogRecord as _, Severity};
 use opentelemetry::trace::{SpanId, TraceFlags, TraceId};
-use opentelemetry::{Context as OtelContext, InstrumentationScope, Key};
+use opentelemetry::{Context as OtelContext, Key};
 use opentelemetry_sdk::logs::SdkLogRecord;
 use strata_core::store;
 use tracing_core::field::{Field, Visit};
@@ -18,21 +18,8 @@ use tracing_subscriber::registry::LookupSpan;
 
 use crate::batch::{Batch, LogItem, blank_record};
 
-/// The log bridge layer.
-pub(crate) struct LogBridge {
-    batch: Batch<LogItem>,
-    /// The appender's scope: an empty name (the encoder groups records by target).
-    scope: InstrumentationScope,
-}
-
-impl LogBridge {
-    pub(crate) fn new(batch: Batch<LogItem>) -> Self {
-        LogBridge {
-            batch,
-            scope: InstrumentationScope::builder("").build(),
-        }
-    }
-}
+/// The log bridge layer: queues each event's record on the log records' batch processor.
+pub(crate) struct LogBridge(pub(crate) Batch<LogItem>);
 
 const fn severity(level: Level) -> Severity {
     match level {
@@ -81,7 +68,7 @@ where
                 Some(flags),
             );
         }
-        self.batch.push((record, self.scope.clone()));
+        self.0.push(record);
     }
 }
 

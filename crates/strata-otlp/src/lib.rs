@@ -1023,7 +1023,7 @@ impl OtlpGuard {
     where
         S: Subscriber + for<'a> LookupSpan<'a> + Send + Sync,
     {
-        self.logger.clone().map(bridge::LogBridge::new)
+        self.logger.clone().map(bridge::LogBridge)
     }
 
     /// The meter provider exporting to the same place as traces, every
