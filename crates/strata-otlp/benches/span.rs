@@ -1,7 +1,7 @@
 //! The caller-side cost of one span through the whole export path — create, enter, exit, close,
-//! hand to the processor — with an exporter that sends nothing: strata-otlp (tracing-opentelemetry,
-//! the ID bridge into strata's store, strata's batch processor) against plain
-//! tracing-opentelemetry with the SDK's `BatchSpanProcessor`, in the same run.
+//! hand to the processor — with an exporter that sends nothing: strata-otlp (strata's span store,
+//! its span recorder and batch processor) against plain tracing-opentelemetry with the SDK's
+//! `BatchSpanProcessor`, in the same run.
 
 use std::hint::black_box;
 
