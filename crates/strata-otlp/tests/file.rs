@@ -100,26 +100,15 @@ fn the_file_is_bounded_by_keeping_one_previous() {
 
 /// The span events of the span named `name` and the log record bodies in an OTLP/JSON file.
 fn events_and_records(text: &str, name: &str) -> (Vec<String>, Vec<String>) {
-    let lines: Vec<serde_json::Value> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let events = lines
+    let (spans, records) = support::spans_and_records(text);
+    let events = spans
         .iter()
-        .filter_map(|l| l["resourceSpans"].as_array())
-        .flatten()
-        .flat_map(|rs| rs["scopeSpans"].as_array().unwrap())
-        .flat_map(|ss| ss["spans"].as_array().unwrap())
         .filter(|s| s["name"] == name)
         .flat_map(|s| s["events"].as_array().cloned().unwrap_or_default())
         .map(|e| e["name"].as_str().unwrap().to_owned())
         .collect();
-    let records = lines
+    let records = records
         .iter()
-        .filter_map(|l| l["resourceLogs"].as_array())
-        .flatten()
-        .flat_map(|rl| rl["scopeLogs"].as_array().unwrap())
-        .flat_map(|sl| sl["logRecords"].as_array().unwrap())
         .map(|r| {
             r["body"]["stringValue"]
                 .as_str()

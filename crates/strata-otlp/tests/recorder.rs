@@ -24,24 +24,7 @@ fn run(otlp: Otlp, f: impl FnOnce()) -> (Vec<Value>, Vec<Value>, Vec<Value>) {
     tracing::subscriber::with_default(subscriber, f);
     assert!(otlp.flush(Duration::from_secs(10)));
     let text = std::fs::read_to_string(&path).unwrap_or_default();
-    let docs: Vec<Value> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let spans = docs
-        .iter()
-        .filter_map(|d| d["resourceSpans"].as_array())
-        .flatten()
-        .flat_map(|rs| rs["scopeSpans"].as_array().unwrap())
-        .flat_map(|ss| ss["spans"].as_array().unwrap().clone())
-        .collect();
-    let records = docs
-        .iter()
-        .filter_map(|d| d["resourceLogs"].as_array())
-        .flatten()
-        .flat_map(|rl| rl["scopeLogs"].as_array().unwrap())
-        .flat_map(|sl| sl["logRecords"].as_array().unwrap().clone())
-        .collect();
+    let (spans, records) = support::spans_and_records(&text);
     (spans, records, lines.lines())
 }
 

@@ -297,12 +297,9 @@ fn the_local_file_gets_masked_spans_span_events_links_and_log_records() {
     assert!(app.contains("card [REDACTED:card] declined"), "{app}");
     assert_no_secret("the local file", &app, HAND_PICKED.iter().copied());
 
-    let span = lines
+    let (spans, records) = support::spans_and_records(&text);
+    let span = spans
         .iter()
-        .filter_map(|l| l["resourceSpans"].as_array())
-        .flatten()
-        .flat_map(|rs| rs["scopeSpans"].as_array().unwrap())
-        .flat_map(|ss| ss["spans"].as_array().unwrap())
         .find(|s| s["name"] == "login")
         .expect("the login span");
     assert_eq!(attr(&span["attributes"], "session_id"), "[REDACTED]");
@@ -348,12 +345,8 @@ fn the_local_file_gets_masked_spans_span_events_links_and_log_records() {
         "stripe key [REDACTED:token]"
     );
 
-    let record = lines
+    let record = records
         .iter()
-        .filter_map(|l| l["resourceLogs"].as_array())
-        .flatten()
-        .flat_map(|rl| rl["scopeLogs"].as_array().unwrap())
-        .flat_map(|sl| sl["logRecords"].as_array().unwrap())
         .find(|r| r["body"]["stringValue"] == "card [REDACTED:card] declined")
         .expect("the declined record");
     assert_eq!(attr(&record["attributes"], "password"), "[REDACTED]");

@@ -98,3 +98,23 @@ pub(crate) fn traced<R>(otlp: &strata_otlp::OtlpGuard, f: impl FnOnce() -> R) ->
         .with(otlp.layer());
     tracing::subscriber::with_default(subscriber, f)
 }
+
+/// The spans and the log records in OTLP/JSON lines (the local file's format), in file order.
+pub(crate) fn spans_and_records(text: &str) -> (Vec<serde_json::Value>, Vec<serde_json::Value>) {
+    let docs: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let all = |outer: &str, scoped: &str, items: &str| -> Vec<serde_json::Value> {
+        docs.iter()
+            .filter_map(|d| d[outer].as_array())
+            .flatten()
+            .flat_map(|r| r[scoped].as_array().cloned().unwrap_or_default())
+            .flat_map(|s| s[items].as_array().cloned().unwrap_or_default())
+            .collect()
+    };
+    (
+        all("resourceSpans", "scopeSpans", "spans"),
+        all("resourceLogs", "scopeLogs", "logRecords"),
+    )
+}
