@@ -7,7 +7,7 @@
 use std::time::SystemTime;
 
 use opentelemetry::logs::{AnyValue, LogRecord as _, Severity};
-use opentelemetry::trace::{SpanId, TraceFlags, TraceId};
+use opentelemetry::trace::{SpanId, TraceId};
 use opentelemetry::{Context as OtelContext, Key};
 use opentelemetry_sdk::logs::SdkLogRecord;
 use strata_core::store;
@@ -57,15 +57,10 @@ where
                 .event_span(event)
                 .and_then(|span| store::trace_context(&span))
         {
-            let flags = if trace.sampled {
-                TraceFlags::SAMPLED
-            } else {
-                TraceFlags::default()
-            };
             record.set_trace_context(
                 TraceId::from_bytes(trace.trace_id),
                 SpanId::from_bytes(trace.span_id),
-                Some(flags),
+                Some(crate::recorder::flags(&trace)),
             );
         }
         self.0.push(record);

@@ -366,18 +366,22 @@ where
 
 /// A span context from strata's trace context.
 fn span_context(trace: &TraceContext, state: TraceState, remote: bool) -> SpanContext {
-    let flags = if trace.sampled {
-        TraceFlags::SAMPLED
-    } else {
-        TraceFlags::default()
-    };
     SpanContext::new(
         TraceId::from_bytes(trace.trace_id),
         SpanId::from_bytes(trace.span_id),
-        flags,
+        flags(trace),
         remote,
         state,
     )
+}
+
+/// The W3C trace flags of strata's trace context.
+pub(crate) fn flags(trace: &TraceContext) -> TraceFlags {
+    if trace.sampled {
+        TraceFlags::SAMPLED
+    } else {
+        TraceFlags::default()
+    }
 }
 
 fn extra_mut<'a>(ext: &'a mut tracing_subscriber::registry::ExtensionsMut<'_>) -> &'a mut Extra {
