@@ -180,7 +180,7 @@ impl Capture {
         }
         #[cfg(not(feature = "sentry"))]
         {
-            let _ = dsn;
+            let _ = (dsn, &mut self);
             Err(CaptureError::SentryDisabled)
         }
     }
@@ -288,6 +288,7 @@ impl Capture {
     ///
     /// When the store cannot be opened or the thread cannot start.
     pub fn start(self) -> Result<(CaptureLayer, CaptureGuard), CaptureError> {
+        #[allow(unused_variables, reason = "read by the store, an optional output")]
         let release = self.release.clone().unwrap_or_else(|| "unknown".to_owned());
         let counters = Arc::new(Counters::default());
         let mut outputs: Vec<Box<dyn Output>> = Vec::new();

@@ -913,10 +913,12 @@ impl Builder {
                 "tracing's global default dispatcher is already set".into(),
             ));
         }
+        #[allow(unused_variables, reason = "read by the optional outputs")]
         let redaction: Option<Arc<Redaction>> = match self.redaction.take() {
             Some(code) => code.map(Arc::new),
             None => cfg.redaction.rules().map(Arc::new),
         };
+        #[allow(unused_mut, reason = "set by the optional outputs")]
         let mut parts = Parts::new(cfg.shutdown_timeout);
 
         // Outputs that can fail to start, before anything is installed.

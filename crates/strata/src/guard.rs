@@ -139,6 +139,10 @@ impl Parts {
     #[cfg(feature = "metrics")]
     pub(crate) fn wire_metrics(
         &mut self,
+        #[allow(
+            unused_variables,
+            reason = "read by the optional outputs that lose data"
+        )]
         m: &strata_metrics::Metrics,
     ) -> Result<(), crate::InitError> {
         #[cfg(feature = "otlp")]
@@ -202,14 +206,9 @@ impl Parts {
     /// for again, and said so on standard error.
     fn shutdown(self) {
         let deadline = Instant::now() + self.timeout;
-        #[cfg_attr(
-            not(any(
-                feature = "router",
-                feature = "capture",
-                feature = "otlp",
-                feature = "metrics"
-            )),
-            expect(unused_variables, reason = "read by each optional output")
+        #[allow(
+            unused_variables,
+            reason = "read by the optional outputs that stop here"
         )]
         let late = self.flush(deadline);
         let Parts {
