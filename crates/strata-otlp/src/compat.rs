@@ -133,18 +133,29 @@ impl SpanProcessor for SdkSpans {
 /// `on_enter` has just made the span's OpenTelemetry context current (context activation),
 /// so the IDs are one thread-local read away.
 #[derive(Clone, Copy)]
-pub(crate) struct TraceIds;
+pub(crate) struct TraceIds {
+    /// This layer's id as an owner of the span store.
+    pub(crate) owner: u64,
+}
 
 impl<S> Layer<S> for TraceIds
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
+    // The span store, like every strata layer keeps it (a no-op when an earlier layer does).
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        store::on_new_span(attrs, id, &ctx, self.owner);
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        store::on_record(id, values, &ctx, self.owner);
+    }
+
     // Filled at the span's first entry, not its creation: until then its parent may still be
     // set (an incoming `traceparent`), and starting the OpenTelemetry span earlier would fix it.
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
         let mut ext = span.extensions_mut();
-        // The store layer (strata's first layer) created the fields at the span's creation.
         let Some(fields) = ext.get_mut::<store::SpanFields>() else {
             return;
         };

@@ -980,8 +980,8 @@ impl OtlpGuard {
     /// telemetry crates' own spans and events ([`strata_core::TELEMETRY_TARGETS`]) are never
     /// exported, so exporting never exports itself (checked off the hot path: spans on the
     /// export thread, events before a record is built; a per-layer filter costs every
-    /// application span ~470 instructions). Does nothing when export is off. Needs strata's
-    /// span store ([`strata_core::StoreLayer`] or any strata layer) before it.
+    /// application span ~470 instructions). Does nothing when export is off. It keeps strata's
+    /// span store (as every strata layer does), so it works alone too.
     ///
     /// The same as [`OtlpGuard::traces_layer`] then [`OtlpGuard::logs_layer`]; use those two to
     /// filter log records like log lines (production: WARN and up) while every span is traced.
@@ -1008,7 +1008,9 @@ impl OtlpGuard {
             inner: tracing_opentelemetry::layer().with_tracer(provider.tracer("strata")),
             max: self.span_events,
         });
-        let ids = sdk.is_some().then_some(compat::TraceIds);
+        let ids = sdk.is_some().then(|| compat::TraceIds {
+            owner: strata_core::store::next_id(),
+        });
         let recorder = self
             .tracer
             .as_ref()

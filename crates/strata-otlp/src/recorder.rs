@@ -35,7 +35,7 @@ use opentelemetry_sdk::trace::{
 use strata_core::TraceContext;
 use strata_core::store::{FieldValue, SpanFields, StoredField};
 use tracing_core::field::{Field, Visit};
-use tracing_core::span::Id;
+use tracing_core::span::{Attributes, Id, Record};
 use tracing_core::{Dispatch, Event as TracingEvent, Level, LevelFilter, Metadata, Subscriber};
 use tracing_subscriber::layer::{Context as LayerContext, Layer};
 use tracing_subscriber::registry::{LookupSpan, SpanRef};
@@ -196,6 +196,8 @@ thread_local! {
 /// The recorder layer (see the module docs).
 pub(crate) struct Recorder<S> {
     tracer: Arc<Tracer>,
+    /// This layer's id as an owner of the span store (see [`strata_core::store::on_new_span`]).
+    owner: u64,
     /// Events at this level or more severe become span events (ERROR ones always).
     max: LevelFilter,
     access: Access,
@@ -210,6 +212,7 @@ where
         strata_core::store::want_span_timing();
         Recorder {
             tracer,
+            owner: strata_core::store::next_id(),
             max,
             access: Access(Self::access),
             _subscriber: PhantomData,
@@ -418,6 +421,16 @@ impl<S> Layer<S> for Recorder<S>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
+    // The span store, like every strata layer keeps it (a no-op when an earlier layer does):
+    // the recorder reads the span's fields and keeps its IDs there.
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: LayerContext<'_, S>) {
+        strata_core::store::on_new_span(attrs, id, &ctx, self.owner);
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: LayerContext<'_, S>) {
+        strata_core::store::on_record(id, values, &ctx, self.owner);
+    }
+
     // Started at the first entry, not at creation: until then a remote parent may still be set
     // (the request-ID middleware does so from an incoming `traceparent`).
     fn on_enter(&self, id: &Id, ctx: LayerContext<'_, S>) {

@@ -309,3 +309,29 @@ fn through_tracing_opentelemetry_the_same_export_and_its_span_ext_and_current_co
     // WARN events stay span events, as with the recorder.
     assert_eq!(span["events"][0]["name"], "careful");
 }
+
+#[test]
+fn without_a_store_layer_before_it_the_recorder_keeps_the_store_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("telemetry.jsonl");
+    let otlp = Otlp::new().with_file(&path, 10_000_000).start().unwrap();
+    let subscriber = {
+        use tracing_subscriber::prelude::*;
+        tracing_subscriber::registry().with(otlp.layer())
+    };
+    tracing::subscriber::with_default(subscriber, || {
+        let span = tracing::info_span!("alone", job = "reindex", done = tracing::field::Empty);
+        span.in_scope(|| tracing::info!("inside"));
+        span.record("done", true);
+    });
+    assert!(otlp.flush(Duration::from_secs(10)));
+    let (spans, records) = support::spans_and_records(&std::fs::read_to_string(&path).unwrap());
+    let span = named(&spans, "alone");
+    assert_eq!(attr(span, "job")["stringValue"], "reindex");
+    assert_eq!(attr(span, "done")["boolValue"], true, "recorded later");
+    let record = records
+        .iter()
+        .find(|r| r["body"]["stringValue"] == "inside")
+        .unwrap();
+    assert_eq!(record["spanId"], span["spanId"]);
+}
