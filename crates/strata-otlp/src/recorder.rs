@@ -198,6 +198,8 @@ pub(crate) struct Recorder<S> {
     tracer: Arc<Tracer>,
     /// This layer's id as an owner of the span store (see [`strata_core::store::on_new_span`]).
     owner: u64,
+    /// Keeps the span store itself: no [`strata_core::StoreLayer`] in the subscriber.
+    keep_store: AtomicBool,
     /// Events at this level or more severe become span events (ERROR ones always).
     max: LevelFilter,
     access: Access,
@@ -213,6 +215,7 @@ where
         Recorder {
             tracer,
             owner: strata_core::store::next_id(),
+            keep_store: AtomicBool::new(true),
             max,
             access: Access(Self::access),
             _subscriber: PhantomData,
@@ -421,14 +424,27 @@ impl<S> Layer<S> for Recorder<S>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
-    // The span store, like every strata layer keeps it (a no-op when an earlier layer does):
-    // the recorder reads the span's fields and keeps its IDs there.
+    fn on_register_dispatch(&self, subscriber: &Dispatch) {
+        let store = subscriber
+            .downcast_ref::<strata_core::StoreLayer>()
+            .is_some();
+        self.keep_store.store(!store, Ordering::Relaxed);
+    }
+
+    // The span store holds the fields the recorder reads and the IDs it gives. With a
+    // `StoreLayer` in the subscriber (strata's facade puts one first) that layer keeps it;
+    // without, the recorder does, like every strata layer (each call costs every span a
+    // lookup: measured, on the HTTP overhead benchmark, when it ran always).
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: LayerContext<'_, S>) {
-        strata_core::store::on_new_span(attrs, id, &ctx, self.owner);
+        if self.keep_store.load(Ordering::Relaxed) {
+            strata_core::store::on_new_span(attrs, id, &ctx, self.owner);
+        }
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: LayerContext<'_, S>) {
-        strata_core::store::on_record(id, values, &ctx, self.owner);
+        if self.keep_store.load(Ordering::Relaxed) {
+            strata_core::store::on_record(id, values, &ctx, self.owner);
+        }
     }
 
     // Started at the first entry, not at creation: until then a remote parent may still be set
