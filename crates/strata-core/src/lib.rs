@@ -182,6 +182,84 @@ where
     }
 }
 
+/// Keeps the span-field [`store`] from a layer's own hooks, only when the subscriber has no
+/// [`StoreLayer`] (which keeps it, first, for every layer): a layer that reads the store calls
+/// these from its `on_register_dispatch`, `on_new_span` and `on_record`. With a `StoreLayer`
+/// installed, each call is one relaxed load instead of a span lookup and a lock per span.
+///
+/// ```
+/// use strata_core::StoreKeeper;
+/// use tracing_core::span::{Attributes, Id, Record};
+/// use tracing_core::{Dispatch, Subscriber};
+/// use tracing_subscriber::layer::{Context, Layer};
+/// use tracing_subscriber::registry::LookupSpan;
+///
+/// struct MyLayer(StoreKeeper);
+///
+/// impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for MyLayer {
+///     fn on_register_dispatch(&self, subscriber: &Dispatch) {
+///         self.0.on_register_dispatch(subscriber);
+///     }
+///     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+///         self.0.on_new_span(attrs, id, &ctx);
+///     }
+///     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+///         self.0.on_record(id, values, &ctx);
+///     }
+/// }
+/// ```
+#[derive(Debug)]
+pub struct StoreKeeper {
+    /// The layer's id as an owner of the store (see [`store::on_new_span`]).
+    owner: u64,
+    /// No `StoreLayer` in the subscriber (until registration says otherwise).
+    needed: std::sync::atomic::AtomicBool,
+}
+
+impl Default for StoreKeeper {
+    fn default() -> Self {
+        StoreKeeper {
+            owner: store::next_id(),
+            needed: std::sync::atomic::AtomicBool::new(true),
+        }
+    }
+}
+
+impl StoreKeeper {
+    /// A keeper for one layer.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Call from `Layer::on_register_dispatch`: looks for a [`StoreLayer`] in the subscriber.
+    pub fn on_register_dispatch(&self, subscriber: &tracing_core::Dispatch) {
+        let has_store = subscriber.downcast_ref::<StoreLayer>().is_some();
+        self.needed
+            .store(!has_store, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Call from `Layer::on_new_span`.
+    pub fn on_new_span<S>(&self, attrs: &Attributes<'_>, id: &Id, ctx: &Context<'_, S>)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        if self.needed.load(std::sync::atomic::Ordering::Relaxed) {
+            store::on_new_span(attrs, id, ctx, self.owner);
+        }
+    }
+
+    /// Call from `Layer::on_record`.
+    pub fn on_record<S>(&self, id: &Id, values: &Record<'_>, ctx: &Context<'_, S>)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        if self.needed.load(std::sync::atomic::Ordering::Relaxed) {
+            store::on_record(id, values, ctx, self.owner);
+        }
+    }
+}
+
 #[doc(hidden)]
 pub mod __private {
     pub use tracing;

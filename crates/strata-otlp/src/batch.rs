@@ -402,15 +402,12 @@ pub(crate) fn spans<E: SpanExporter + 'static>(
     })
 }
 
-/// A log record as queued.
-pub(crate) type LogItem = SdkLogRecord;
-
 /// Log records, masked on the export thread before export when there are redaction rules.
 pub(crate) fn logs<E: LogExporter + 'static>(
     exporter: E,
     settings: Settings,
     executor: Executor,
-) -> std::io::Result<Batch<LogItem>> {
+) -> std::io::Result<Batch<SdkLogRecord>> {
     let mut redactor = settings
         .redaction
         .clone()
@@ -418,21 +415,25 @@ pub(crate) fn logs<E: LogExporter + 'static>(
     // The log bridge's scope, as opentelemetry-appender-tracing's: an empty name (the encoder
     // groups records by target).
     let scope = InstrumentationScope::builder("").build();
-    Batch::spawn(settings, "log records", move |batch: &mut Vec<LogItem>| {
-        if let Some(r) = &mut redactor {
-            for record in batch.iter_mut() {
-                if let Some(masked) = r.redact(record) {
-                    *record = masked;
+    Batch::spawn(
+        settings,
+        "log records",
+        move |batch: &mut Vec<SdkLogRecord>| {
+            if let Some(r) = &mut redactor {
+                for record in batch.iter_mut() {
+                    if let Some(masked) = r.redact(record) {
+                        *record = masked;
+                    }
                 }
             }
-        }
-        let refs: Vec<(&SdkLogRecord, &InstrumentationScope)> =
-            batch.iter().map(|r| (r, &scope)).collect();
-        (
-            refs.len() as u64,
-            executor.run(exporter.export(LogBatch::new(&refs))),
-        )
-    })
+            let refs: Vec<(&SdkLogRecord, &InstrumentationScope)> =
+                batch.iter().map(|r| (r, &scope)).collect();
+            (
+                refs.len() as u64,
+                executor.run(exporter.export(LogBatch::new(&refs))),
+            )
+        },
+    )
 }
 
 /// A record with nothing set, to clone (the SDK makes them only through a logger).

@@ -16,10 +16,10 @@ use tracing_core::{Event, Level, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
-use crate::batch::{Batch, LogItem, blank_record};
+use crate::batch::{Batch, blank_record};
 
 /// The log bridge layer: queues each event's record on the log records' batch processor.
-pub(crate) struct LogBridge(pub(crate) Batch<LogItem>);
+pub(crate) struct LogBridge(pub(crate) Batch<SdkLogRecord>);
 
 const fn severity(level: Level) -> Severity {
     match level {

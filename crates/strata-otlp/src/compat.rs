@@ -20,13 +20,13 @@ use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{Span, SpanData, SpanProcessor};
 use strata_core::{TraceContext, store};
 use tracing_core::span::{Attributes, Id, Record};
+use tracing_core::subscriber::Interest;
+use tracing_core::{Dispatch, Event, LevelFilter, Metadata, Subscriber};
+use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
 use crate::batch::Batch;
 use crate::recorder::Finished;
-use tracing_core::subscriber::Interest;
-use tracing_core::{Dispatch, Event, LevelFilter, Metadata, Subscriber};
-use tracing_subscriber::layer::{Context, Layer};
 
 /// `inner` (tracing-opentelemetry's layer), given only the events at or above `max` (more
 /// severe) and every ERROR event (it marks its span failed); everything else (spans, enter/exit, records, downcasts for
@@ -132,23 +132,23 @@ impl SpanProcessor for SdkSpans {
 /// Must come after tracing-opentelemetry's layer ([`crate::OtlpGuard::layer`] composes them so): its
 /// `on_enter` has just made the span's OpenTelemetry context current (context activation),
 /// so the IDs are one thread-local read away.
-#[derive(Clone, Copy)]
-pub(crate) struct TraceIds {
-    /// This layer's id as an owner of the span store.
-    pub(crate) owner: u64,
-}
+pub(crate) struct TraceIds(pub(crate) strata_core::StoreKeeper);
 
 impl<S> Layer<S> for TraceIds
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
-    // The span store, like every strata layer keeps it (a no-op when an earlier layer does).
+    // The span store, when no `StoreLayer` keeps it.
+    fn on_register_dispatch(&self, subscriber: &Dispatch) {
+        self.0.on_register_dispatch(subscriber);
+    }
+
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        store::on_new_span(attrs, id, &ctx, self.owner);
+        self.0.on_new_span(attrs, id, &ctx);
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
-        store::on_record(id, values, &ctx, self.owner);
+        self.0.on_record(id, values, &ctx);
     }
 
     // Filled at the span's first entry, not its creation: until then its parent may still be

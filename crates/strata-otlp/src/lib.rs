@@ -935,7 +935,7 @@ pub struct OtlpGuard {
     tracer: Option<Arc<recorder::Tracer>>,
     /// The SDK's tracer provider, when spans go through tracing-opentelemetry.
     sdk: Option<SdkTracerProvider>,
-    logger: Option<batch::Batch<batch::LogItem>>,
+    logger: Option<batch::Batch<opentelemetry_sdk::logs::SdkLogRecord>>,
     meter: Option<SdkMeterProvider>,
     /// Handed out when metrics are off: exports nothing.
     no_meter: SdkMeterProvider,
@@ -1008,9 +1008,9 @@ impl OtlpGuard {
             inner: tracing_opentelemetry::layer().with_tracer(provider.tracer("strata")),
             max: self.span_events,
         });
-        let ids = sdk.is_some().then(|| compat::TraceIds {
-            owner: strata_core::store::next_id(),
-        });
+        let ids = sdk
+            .is_some()
+            .then(|| compat::TraceIds(strata_core::StoreKeeper::new()));
         let recorder = self
             .tracer
             .as_ref()

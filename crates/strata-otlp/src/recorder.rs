@@ -196,10 +196,8 @@ thread_local! {
 /// The recorder layer (see the module docs).
 pub(crate) struct Recorder<S> {
     tracer: Arc<Tracer>,
-    /// This layer's id as an owner of the span store (see [`strata_core::store::on_new_span`]).
-    owner: u64,
-    /// Keeps the span store itself: no [`strata_core::StoreLayer`] in the subscriber.
-    keep_store: AtomicBool,
+    /// Keeps the span store when no `StoreLayer` does.
+    store: strata_core::StoreKeeper,
     /// Events at this level or more severe become span events (ERROR ones always).
     max: LevelFilter,
     access: Access,
@@ -214,8 +212,7 @@ where
         strata_core::store::want_span_timing();
         Recorder {
             tracer,
-            owner: strata_core::store::next_id(),
-            keep_store: AtomicBool::new(true),
+            store: strata_core::StoreKeeper::new(),
             max,
             access: Access(Self::access),
             _subscriber: PhantomData,
@@ -293,7 +290,7 @@ where
             extra.attributes.extend(result.attributes);
             extra.baggage = baggage;
         }
-        Some(span_context(&trace, state, false))
+        Some(span_context(&trace, state))
     }
 
     /// `Some(context)` when the span is started, `Some(None)` when it has no store, `None`
@@ -308,7 +305,7 @@ where
             .get::<Extra>()
             .map(|e| e.trace_state.clone())
             .unwrap_or_default();
-        Some(Some(span_context(&trace, state, false)))
+        Some(Some(span_context(&trace, state)))
     }
 
     /// What [`crate::SpanExt`] asks of span `id` (found through the dispatcher).
@@ -370,13 +367,13 @@ where
         .and_then(|f| f.trace_context().copied())
 }
 
-/// A span context from strata's trace context.
-fn span_context(trace: &TraceContext, state: TraceState, remote: bool) -> SpanContext {
+/// A local span context from strata's trace context.
+fn span_context(trace: &TraceContext, state: TraceState) -> SpanContext {
     SpanContext::new(
         TraceId::from_bytes(trace.trace_id),
         SpanId::from_bytes(trace.span_id),
         flags(trace),
-        remote,
+        false,
         state,
     )
 }
@@ -424,27 +421,19 @@ impl<S> Layer<S> for Recorder<S>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
-    fn on_register_dispatch(&self, subscriber: &Dispatch) {
-        let store = subscriber
-            .downcast_ref::<strata_core::StoreLayer>()
-            .is_some();
-        self.keep_store.store(!store, Ordering::Relaxed);
-    }
-
     // The span store holds the fields the recorder reads and the IDs it gives. With a
     // `StoreLayer` in the subscriber (strata's facade puts one first) that layer keeps it;
-    // without, the recorder does, like every strata layer (each call costs every span a
-    // lookup: measured, on the HTTP overhead benchmark, when it ran always).
+    // without, the recorder does.
+    fn on_register_dispatch(&self, subscriber: &Dispatch) {
+        self.store.on_register_dispatch(subscriber);
+    }
+
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: LayerContext<'_, S>) {
-        if self.keep_store.load(Ordering::Relaxed) {
-            strata_core::store::on_new_span(attrs, id, &ctx, self.owner);
-        }
+        self.store.on_new_span(attrs, id, &ctx);
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: LayerContext<'_, S>) {
-        if self.keep_store.load(Ordering::Relaxed) {
-            strata_core::store::on_record(id, values, &ctx, self.owner);
-        }
+        self.store.on_record(id, values, &ctx);
     }
 
     // Started at the first entry, not at creation: until then a remote parent may still be set
@@ -705,7 +694,7 @@ impl SpanRecord {
             _ => {}
         }
         SpanData {
-            span_context: span_context(&self.trace, extra.trace_state, false),
+            span_context: span_context(&self.trace, extra.trace_state),
             parent_span_id: self.parent.map_or(SpanId::INVALID, |p| p.0),
             parent_span_is_remote: self.parent.is_some_and(|p| p.1),
             span_kind: kind_,

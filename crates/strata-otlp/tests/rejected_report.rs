@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 use tracing_subscriber::prelude::*;
 
 mod support;
-use support::Buf;
 
 #[test]
 fn rejections_are_reported_with_the_collectors_reason() {
@@ -17,26 +16,20 @@ fn rejections_are_reported_with_the_collectors_reason() {
         .with_logs(false)
         .start()
         .unwrap();
-    let logs = Buf::default();
-    let out = logs.clone();
-    tracing_subscriber::registry()
-        .with(strata_core::StoreLayer::default())
-        .with(otlp.layer())
-        .with(strata_json::layer().with_writer(move || out.clone()))
-        .init();
+    let (subscriber, logs) = support::with_json_lines(&otlp);
+    subscriber.init();
     tracing::info_span!("picky").in_scope(|| {});
     assert!(otlp.flush(Duration::from_secs(10)));
     let deadline = Instant::now() + Duration::from_secs(10);
     let report = loop {
-        let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
-        let found = text
-            .lines()
-            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-            .find(|l| l["event"] == "telemetry_rejected");
-        if let Some(line) = found {
-            break line;
+        let lines = logs.lines();
+        if let Some(line) = lines.iter().find(|l| l["event"] == "telemetry_rejected") {
+            break line.clone();
         }
-        assert!(Instant::now() < deadline, "no rejection report in:\n{text}");
+        assert!(
+            Instant::now() < deadline,
+            "no rejection report in:\n{lines:#?}"
+        );
         std::thread::yield_now();
     };
     assert_eq!(report["level"], "WARN");
